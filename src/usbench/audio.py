@@ -1,0 +1,92 @@
+"""Audio decoding: any libsndfile format -> float32 mono at an explicit sample rate.
+
+Decoding errors become ``AudioError`` naming the file. WAV files whose header promises more
+audio than the file holds are refused (libsndfile would silently read the shorter part).
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from pathlib import Path
+
+import numpy as np
+
+from usbench.errors import AudioError
+
+RESAMPLER = "soxr_hq"
+# Bump when decoding changes its output (mix-down, resampling, padding) for the same file.
+DECODER_VERSION = 1
+
+
+def _wav_truncation(path: Path, size: int) -> str | None:
+    """Return a reason if a RIFF/WAVE file's data chunk is shorter than its header says."""
+    with open(path, "rb") as fh:
+        head = fh.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        pos = 12
+        while pos + 8 <= size:
+            fh.seek(pos)
+            chunk_id, chunk_size = struct.unpack("<4sI", fh.read(8))
+            if chunk_id == b"data":
+                available = size - pos - 8
+                if chunk_size not in (0, 0xFFFFFFFF) and available < chunk_size:
+                    return (
+                        f"truncated data (header declares {chunk_size} bytes of audio, "
+                        f"file holds {available})"
+                    )
+                return None
+            pos += 8 + chunk_size + (chunk_size & 1)
+    return None
+
+
+def read(path: str | os.PathLike) -> tuple[np.ndarray, int]:
+    """Decode a file without resampling.
+
+    Returns:
+        (samples, sr): float32 array of shape (n_frames, n_channels) in [-1, 1], and the
+        file's sample rate in Hz.
+
+    Raises:
+        AudioError: missing, empty, unrecognised, truncated or sample-less file.
+    """
+    import soundfile as sf
+
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise AudioError(path, exc.strerror or "cannot be read") from None
+    if size == 0:
+        raise AudioError(path, "empty file (0 bytes)")
+    try:
+        data, sr = sf.read(path, dtype="float32", always_2d=True)
+    except (sf.SoundFileError, RuntimeError) as exc:
+        reason = str(exc).replace(f"Error opening {str(path)!r}: ", "").strip()
+        raise AudioError(path, reason or "unrecognised format") from None
+    truncated = _wav_truncation(path, size)
+    if truncated:
+        raise AudioError(path, truncated)
+    if data.shape[0] == 0:
+        raise AudioError(path, "no audio samples")
+    return data, int(sr)
+
+
+def load(path: str | os.PathLike, sr: int) -> np.ndarray:
+    """Decode, mix down to mono and resample to `sr`.
+
+    Args:
+        path: an audio file in any format libsndfile reads.
+        sr: target sample rate in Hz (explicit: nothing is chosen silently).
+
+    Returns:
+        float32 waveform, shape (n_samples,), at `sr` Hz.
+    """
+    data, file_sr = read(path)
+    y = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
+    if file_sr != sr:
+        import librosa
+
+        y = librosa.resample(y, orig_sr=file_sr, target_sr=sr, res_type=RESAMPLER)
+    return np.ascontiguousarray(y, dtype=np.float32)

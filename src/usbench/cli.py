@@ -1,0 +1,179 @@
+"""Command line: arguments -> config -> runner; printing; errors as one line, exit code 2.
+
+Heavy libraries are imported inside the command functions, so ``usbench --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from usbench import __version__
+from usbench.errors import UsbenchError
+
+log = logging.getLogger("usbench")
+
+
+def _add_data_args(p: argparse.ArgumentParser, allow_missing: bool = True) -> None:
+    p.add_argument("--dataset", metavar="NAME",
+                   help="dataset name (default: detected from the root; `usbench ls datasets`)")
+    p.add_argument("--data", metavar="DIR",
+                   help="dataset root (default: $USBENCH_DATA, else the embedded synthetic set)")
+    if allow_missing:
+        p.add_argument("--allow-missing", action="store_true",
+                       help="use the clips present when some listed clips are missing "
+                            "(results are marked partial)")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="usbench",
+        description="Honest leave-one-fold-out benchmarks for environmental sound "
+                    "classification (UrbanSound8K).",
+    )
+    parser.add_argument("--version", action="version", version=f"usbench {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    data = sub.add_parser("data", help="generate or check a dataset root")
+    data_sub = data.add_subparsers(dest="action", metavar="ACTION", required=True)
+    synth = data_sub.add_parser("synth", help="write an UrbanSound8K-shaped synthetic dataset")
+    synth.add_argument("--out", default="synthetic-us8k", metavar="DIR",
+                       help="output root (default: ./synthetic-us8k)")
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--clips-per-class-per-fold", type=_positive_int, default=10,
+                       metavar="K", help="slices per class per fold (default 10: 1,000 clips)")
+    synth.add_argument("--uniform-format", action="store_true",
+                       help="write 22,050 Hz mono 16-bit only (default: mixed formats)")
+    synth.set_defaults(func=cmd_data_synth)
+    check = data_sub.add_parser("check", help="per-fold table: listed/present/missing/unreadable")
+    _add_data_args(check, allow_missing=False)
+    check.set_defaults(func=cmd_data_check)
+
+    feats = sub.add_parser("features", help="list or build cached feature sets")
+    feats_sub = feats.add_subparsers(dest="action", metavar="ACTION", required=True)
+    feats_sub.add_parser("ls", help="list feature sets").set_defaults(func=cmd_features_ls)
+    build = feats_sub.add_parser("build", help="extract a feature set into the cache")
+    build.add_argument("--features", required=True, metavar="NAME")
+    _add_data_args(build)
+    build.add_argument("--jobs", type=_positive_int, metavar="N",
+                       help="worker processes (default: one per core)")
+    build.add_argument("--skip-bad", action="store_true",
+                       help="leave out clips that fail to decode (listed in the manifest)")
+    build.add_argument("--chunk-size", type=_positive_int, default=64, metavar="N",
+                       help="clips per cache shard, the unit of resumption (default 64)")
+    build.set_defaults(func=cmd_features_build)
+
+    ls = sub.add_parser("ls", help="list registered names")
+    ls.add_argument("what", choices=["features", "datasets"])
+    ls.set_defaults(func=cmd_ls)
+    return parser
+
+
+def cmd_data_synth(args: argparse.Namespace) -> int:
+    from usbench.datasets.synthetic import SynthConfig, generate
+
+    cfg = SynthConfig(seed=args.seed, clips_per_class_per_fold=args.clips_per_class_per_fold,
+                      mixed_formats=not args.uniform_format)
+    root = generate(args.out, cfg)
+    n = 100 * cfg.clips_per_class_per_fold
+    print(f"Wrote {n:,} clips (10 classes x 10 folds, seed {cfg.seed}) to {root}")
+    return 0
+
+
+def cmd_data_check(args: argparse.Namespace) -> int:
+    from usbench.config import DataConfig
+    from usbench.datasets import open_dataset
+    from usbench.datasets.check import check
+
+    ds = open_dataset(DataConfig(dataset=args.dataset, root=args.data, allow_missing=True))
+    report = check(ds)
+    print(f"Dataset {ds.name} at {ds.root}")
+    print(report.table.to_string())
+    total = report.table.loc["all"]
+    print(f"{total['present']:,} of {total['listed']:,} listed clips present, "
+          f"{total['missing']:,} missing, {total['unreadable']:,} unreadable.")
+    for rel, reason in report.unreadable[:10]:
+        print(f"  unreadable: {rel}: {reason}")
+    if len(report.unreadable) > 10:
+        print(f"  ... and {len(report.unreadable) - 10} more")
+    if not report.ok:
+        print("Incomplete or broken: commands that read audio refuse it unless given "
+              "--allow-missing (missing clips) or --skip-bad (unreadable clips).")
+    return 0 if report.ok else 1
+
+
+def cmd_features_ls(args: argparse.Namespace) -> int:
+    from usbench.features import FEATURES, get_feature_set
+
+    for name in FEATURES:
+        fs = get_feature_set(name)
+        shape = "x".join(map(str, fs.shape))
+        print(f"{name:<11} v{fs.version}  {fs.kind:<6} ({shape}) @ {fs.sr} Hz  {fs.summary}")
+    return 0
+
+
+def cmd_features_build(args: argparse.Namespace) -> int:
+    from usbench.config import BuildConfig, DataConfig
+    from usbench.features import FEATURES
+    from usbench.runner import build_features
+
+    FEATURES.check(args.features)
+    cfg = BuildConfig(data=DataConfig(dataset=args.dataset, root=args.data,
+                                      allow_missing=args.allow_missing),
+                      features=args.features, jobs=args.jobs, skip_bad=args.skip_bad,
+                      chunk_size=args.chunk_size)
+    built = build_features(cfg)
+    m, ds = built.matrix, built.dataset
+    source = "loaded from cache" if m.computed == 0 else f"extracted {m.computed:,} clips"
+    shape = "x".join(map(str, m.X.shape[1:]))
+    print(f"{ds.name}: {m.X.shape[0]:,} clips -> {args.features} ({shape}, float32), "
+          f"{source} in {built.seconds:.2f} s")
+    if ds.partial:
+        print(f"partial dataset: {ds.n_missing:,} of {len(ds.listed):,} listed clips missing")
+    if m.bad:
+        print(f"left out {len(m.bad)} undecodable clip(s), listed in {m.path / 'manifest.json'}")
+    print(f"features key {m.key}: {m.path}")
+    return 0
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    if args.what == "features":
+        return cmd_features_ls(args)
+    from usbench.datasets import DATASETS
+
+    for name in DATASETS:
+        print(f"{name:<13} {DATASETS.get(name).summary}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log.handlers[:] = [handler]
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    try:
+        return args.func(args)
+    except UsbenchError as exc:
+        if args.debug:
+            raise
+        print(f"usbench: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("usbench: interrupted; finished work is kept and the next run resumes it.",
+              file=sys.stderr)
+        return 130

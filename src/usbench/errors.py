@@ -1,0 +1,37 @@
+"""The error hierarchy. Library code raises these; only the CLI prints them (exit code 2).
+
+Messages follow one template: what, what it must be, what it got, how to fix.
+"""
+
+
+class UsbenchError(Exception):
+    """Base class of every error a user can fix; its message is one line."""
+
+
+class ConfigError(UsbenchError):
+    """A name, flag or setting is invalid."""
+
+
+class DatasetError(UsbenchError):
+    """A dataset root, its metadata table or its audio files are missing or broken."""
+
+
+class AudioError(DatasetError):
+    """One audio file could not be decoded. `path` names it, `reason` says why."""
+
+    def __init__(self, path, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"Could not decode {self.path}: {reason}")
+
+
+class FeatureError(UsbenchError):
+    """Feature extraction failed or produced invalid values."""
+
+
+class CacheError(UsbenchError):
+    """The feature cache cannot be read or written."""
+
+
+class FoldError(UsbenchError):
+    """A fold selection cannot be evaluated under the protocol."""

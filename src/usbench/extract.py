@@ -1,0 +1,106 @@
+"""Parallel feature extraction into a ``FeatureStore``, resumable chunk by chunk.
+
+Worker processes (spawned, one BLAS/OpenMP thread each, reused for the whole build) decode
+and extract one chunk of clips at a time; the parent alone writes shards, atomically, so an
+interrupted build keeps every finished chunk and resumes with the rest.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from contextlib import contextmanager
+
+import numpy as np
+
+from usbench.cache import FeatureStore
+from usbench.features.base import FeatureSet
+
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+               "NUMBA_NUM_THREADS")
+
+
+def extract_chunk(fs: FeatureSet, clip_ids: list[str], paths: list[str]
+                  ) -> tuple[list[str], np.ndarray, list[dict]]:
+    """Decode and extract one chunk.
+
+    Returns:
+        (good clip ids, float32 features of shape (n_good, *fs.shape), bad clips as
+        {clip_id, path, reason}).
+    """
+    from usbench.audio import load
+    from usbench.errors import AudioError
+
+    good, waves, bad = [], [], []
+    for clip_id, path in zip(clip_ids, paths, strict=True):
+        try:
+            waves.append(load(path, sr=fs.sr))
+            good.append(clip_id)
+        except AudioError as exc:
+            bad.append({"clip_id": clip_id, "path": path, "reason": exc.reason})
+    X = fs.extract_batch(waves, fs.sr) if waves else np.empty((0, *fs.shape), np.float32)
+    return good, X, bad
+
+
+@contextmanager
+def _one_thread_per_worker() -> Iterator[None]:
+    """Spawned workers inherit these: two cores, two workers, no BLAS threads fighting."""
+    saved = {k: os.environ.get(k) for k in THREAD_VARS}
+    os.environ.update({k: "1" for k in THREAD_VARS})
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def default_jobs() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def run_chunks(store: FeatureStore, fs: FeatureSet, chunks: list[tuple[list[str], list[str]]],
+               todo: list[int], jobs: int,
+               on_chunk: Callable[[int, int], None] | None = None) -> None:
+    """Extract the chunks whose indices are in `todo` and write each as a shard.
+
+    Args:
+        chunks: (clip ids, paths) per chunk index.
+        todo: chunk indices still missing from the store.
+        jobs: worker processes; 1 runs in this process.
+        on_chunk: called with (chunk index, clips in it) after each shard is written.
+    """
+    def done(i: int, result) -> None:
+        store.write_shard(i, *result)
+        if on_chunk:
+            on_chunk(i, len(chunks[i][0]))
+
+    if jobs <= 1 or len(todo) <= 1:
+        from threadpoolctl import threadpool_limits
+
+        # One BLAS thread, as in the workers: the matrix is bit-identical whatever --jobs is.
+        with threadpool_limits(limits=1):
+            for i in todo:
+                done(i, extract_chunk(fs, *chunks[i]))
+        return
+    import multiprocessing
+
+    # Workers are spawned on demand while submitting, so the variables stay set throughout.
+    with _one_thread_per_worker(), ProcessPoolExecutor(
+        max_workers=min(jobs, len(todo)), mp_context=multiprocessing.get_context("spawn")
+    ) as pool:
+        # Keep a bounded queue so an interrupt loses little queued work and memory stays flat.
+        pending, queue = {}, list(todo)
+        while queue or pending:
+            while queue and len(pending) < 2 * jobs:
+                i = queue.pop(0)
+                pending[pool.submit(extract_chunk, fs, *chunks[i])] = i
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                done(pending.pop(fut), fut.result())

@@ -1,0 +1,47 @@
+"""``logmel``: a 128-band log-mel spectrogram of a fixed 4 s window, for the CNN."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from usbench.features.base import FeatureSet, pad_stack
+
+
+@dataclass(frozen=True, kw_only=True)
+class LogMel(FeatureSet):
+    """Log-power mel spectrogram (dB re 1.0, floor at ``amin``) of the first ``window_s``
+    seconds, shorter clips zero-padded at the end: float32, shape (n_mels, frames) with
+    ``frames = 1 + window_s * sr // hop_length`` (173 at the defaults).
+    """
+
+    name: ClassVar[str] = "logmel"
+    version: ClassVar[int] = 1
+    kind: ClassVar[str] = "matrix"
+    summary: ClassVar[str] = "128-band log-mel spectrogram, fixed 4 s window (CNN input)"
+
+    n_mels: int = 128
+    n_fft: int = 1024
+    hop_length: int = 512
+    window_s: float = 4.0
+    amin: float = 1e-10
+
+    @property
+    def n_samples(self) -> int:
+        return int(round(self.window_s * self.sr))
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (self.n_mels, 1 + self.n_samples // self.hop_length)
+
+    def extract_batch(self, ys: list[np.ndarray], sr: int) -> np.ndarray:
+        import librosa
+
+        self._check_sr(sr)
+        power = librosa.feature.melspectrogram(
+            y=pad_stack(ys, self.n_samples), sr=sr, n_fft=self.n_fft,
+            hop_length=self.hop_length, n_mels=self.n_mels,
+        )
+        return librosa.power_to_db(power, amin=self.amin, top_db=None).astype(np.float32)

@@ -1,0 +1,118 @@
+"""MFCC feature sets: ``mfcc-mean`` (the tutorials' 40-MFCC mean) and ``mfcc-stats``.
+
+Clips of different lengths are computed in one batch: waveforms are zero-padded at the end,
+and each clip keeps only its own ``1 + n_samples // hop_length`` frames. With librosa's
+centred STFT and zero padding those frames are exactly the frames of the clip alone; the
+80 dB floor of ``power_to_db`` is applied per clip, as a single-clip call would.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from usbench.features.base import FeatureSet, pad_stack
+
+STATS = ("min", "max", "median", "mean", "var", "skew", "kurtosis")
+
+
+def mfcc_frames(ys: list[np.ndarray], sr: int, *, n_mfcc: int, n_fft: int, hop_length: int,
+                n_mels: int, top_db: float = 80.0) -> list[np.ndarray]:
+    """MFCCs of each clip, as ``librosa.feature.mfcc(y=y, sr=sr, ...)`` would give.
+
+    Returns:
+        One float32 array per clip, shape (n_mfcc, 1 + len(y) // hop_length).
+    """
+    import librosa
+
+    batch = pad_stack(ys)
+    with warnings.catch_warnings():
+        # Clips shorter than n_fft are valid (centred, zero-padded frames).
+        warnings.filterwarnings("ignore", message="n_fft=.*is too large")
+        power = librosa.feature.melspectrogram(
+            y=batch, sr=sr, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels
+        )
+    log = librosa.power_to_db(power, top_db=None)
+    frames = [1 + y.size // hop_length for y in ys]
+    for i, n in enumerate(frames):
+        np.maximum(log[i], log[i, :, :n].max() - top_db, out=log[i])
+    mfcc = librosa.feature.mfcc(S=log, n_mfcc=n_mfcc)
+    return [mfcc[i, :, :n] for i, n in enumerate(frames)]
+
+
+def _by_frame_count(mats: list[np.ndarray]) -> dict[int, list[int]]:
+    groups: dict[int, list[int]] = {}
+    for i, m in enumerate(mats):
+        groups.setdefault(m.shape[-1], []).append(i)
+    return groups
+
+
+@dataclass(frozen=True, kw_only=True)
+class MfccMean(FeatureSet):
+    """Mean over frames of 40 MFCCs (the blog tutorials' feature): float32, shape (40,)."""
+
+    name: ClassVar[str] = "mfcc-mean"
+    version: ClassVar[int] = 1
+    kind: ClassVar[str] = "vector"
+    summary: ClassVar[str] = "mean over frames of 40 MFCCs (the tutorials' feature)"
+
+    n_mfcc: int = 40
+    n_fft: int = 2048
+    hop_length: int = 512
+    n_mels: int = 128
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (self.n_mfcc,)
+
+    def extract_batch(self, ys: list[np.ndarray], sr: int) -> np.ndarray:
+        self._check_sr(sr)
+        mats = mfcc_frames(ys, sr, n_mfcc=self.n_mfcc, n_fft=self.n_fft,
+                           hop_length=self.hop_length, n_mels=self.n_mels)
+        return np.stack([m.mean(axis=1) for m in mats]).astype(np.float32)
+
+
+@dataclass(frozen=True, kw_only=True)
+class MfccStats(FeatureSet):
+    """20 MFCCs summarised per coefficient by min, max, median, mean, variance, skewness and
+    kurtosis over frames: float32, shape (140,), laid out statistic-major
+    (``[min_0..min_19, max_0..max_19, ...]``). Skewness and (Fisher) kurtosis are the biased
+    sample moments of ``scipy.stats``; a coefficient constant over frames gets 0 for both.
+    """
+
+    name: ClassVar[str] = "mfcc-stats"
+    version: ClassVar[int] = 1
+    kind: ClassVar[str] = "vector"
+    summary: ClassVar[str] = "20 MFCCs x (min, max, median, mean, var, skew, kurtosis)"
+
+    n_mfcc: int = 20
+    n_fft: int = 2048
+    hop_length: int = 512
+    n_mels: int = 128
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (self.n_mfcc * len(STATS),)
+
+    def extract_batch(self, ys: list[np.ndarray], sr: int) -> np.ndarray:
+        from scipy import stats
+
+        self._check_sr(sr)
+        mats = mfcc_frames(ys, sr, n_mfcc=self.n_mfcc, n_fft=self.n_fft,
+                           hop_length=self.hop_length, n_mels=self.n_mels)
+        out = np.empty((len(ys), *self.shape), dtype=np.float32)
+        for idx in _by_frame_count(mats).values():
+            m = np.stack([mats[i] for i in idx]).astype(np.float64)  # (g, n_mfcc, frames)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                skew = stats.skew(m, axis=-1)
+                kurt = stats.kurtosis(m, axis=-1)
+            flat = m.var(axis=-1) == 0
+            parts = [m.min(-1), m.max(-1), np.median(m, -1), m.mean(-1), m.var(-1),
+                     np.where(flat | ~np.isfinite(skew), 0.0, skew),
+                     np.where(flat | ~np.isfinite(kurt), 0.0, kurt)]
+            out[idx] = np.concatenate(parts, axis=1)
+        return out

@@ -1,0 +1,127 @@
+"""Validation of an UrbanSound8K root: each bad input is one line naming the fix."""
+
+import pandas as pd
+import pytest
+
+from usbench.config import DataConfig
+from usbench.datasets import open_dataset
+from usbench.errors import DatasetError
+
+
+def _csv(root):
+    return root / "metadata" / "UrbanSound8K.csv"
+
+
+def _edit(root, fn):
+    table = pd.read_csv(_csv(root))
+    table = fn(table)
+    table.to_csv(_csv(root), index=False)
+    return table
+
+
+def _open(root, **kw):
+    return open_dataset(DataConfig(root=str(root), **kw))
+
+
+def test_missing_root(tmp_path):
+    with pytest.raises(DatasetError) as err:
+        _open(tmp_path / "nowhere")
+    assert str(err.value) == (
+        f"Dataset root {tmp_path / 'nowhere'} does not exist. Pass --data with a folder "
+        "holding metadata/UrbanSound8K.csv and audio/fold1..fold10/, or set USBENCH_DATA."
+    )
+
+
+def test_missing_metadata(tiny_root):
+    _csv(tiny_root).unlink()
+    with pytest.raises(DatasetError) as err:
+        _open(tiny_root)
+    assert str(err.value) == (
+        f"Metadata table {_csv(tiny_root)} not found. A dataset root needs "
+        "metadata/UrbanSound8K.csv and audio/fold<N>/; check the --data path."
+    )
+
+
+def test_missing_column(tiny_root):
+    _edit(tiny_root, lambda t: t.drop(columns=["classID"]))
+    with pytest.raises(DatasetError) as err:
+        _open(tiny_root)
+    assert str(err.value) == (
+        f"{_csv(tiny_root)} lacks column(s) classID. "
+        "Required: slice_file_name, fsID, fold, classID, class."
+    )
+
+
+@pytest.mark.parametrize("fold", [0, 11])
+def test_fold_outside_range(tiny_root, fold):
+    table = _edit(tiny_root, lambda t: t.assign(fold=t["fold"].where(t.index != 4, fold)))
+    name = table.loc[4, "slice_file_name"]
+    with pytest.raises(DatasetError) as err:
+        _open(tiny_root)
+    assert str(err.value) == (
+        f"{_csv(tiny_root)} line 6 ({name}): fold {fold} is outside 1-10 (1 such row(s)). "
+        "Fix the fold column."
+    )
+
+
+def test_class_id_not_matching_name(tiny_root):
+    def swap(t):
+        t.loc[7, "classID"] = (t.loc[7, "classID"] + 1) % 10
+        return t
+
+    table = _edit(tiny_root, swap)
+    row = table.loc[7]
+    usual = table.loc[(table["classID"] == row["classID"]) & (table.index != 7), "class"].iloc[0]
+    with pytest.raises(DatasetError) as err:
+        _open(tiny_root)
+    assert str(err.value) == (
+        f"{_csv(tiny_root)} line 9 ({row['slice_file_name']}): classID {row['classID']} is "
+        f"labelled '{row['class']}', but classID {row['classID']} is '{usual}' elsewhere. "
+        "Fix the classID or class column."
+    )
+
+
+def test_duplicate_file(tiny_root):
+    table = _edit(tiny_root, lambda t: pd.concat([t, t.iloc[[3]]], ignore_index=True))
+    with pytest.raises(DatasetError) as err:
+        _open(tiny_root)
+    assert str(err.value) == (
+        f"{_csv(tiny_root)} line {len(table) + 1} ({table.loc[3, 'slice_file_name']}): the file "
+        f"is listed twice (lines 5 and {len(table) + 1}). Remove the duplicate row."
+    )
+
+
+def test_non_integer_fold(tiny_root):
+    _edit(tiny_root, lambda t: t.assign(fold=t["fold"].astype(str).where(t.index != 0, "x")))
+    with pytest.raises(DatasetError, match=r"line 2 \(.*\): fold 'x' is not an integer\. "
+                                           r"Fix the fold column\.$"):
+        _open(tiny_root)
+
+
+def test_listed_clip_missing_is_refused_then_allowed(tiny_root):
+    ds = _open(tiny_root)
+    gone = ds.clips.iloc[10]
+    (tiny_root / "audio" / f"fold{gone['fold']}" / gone["clip_id"]).unlink()
+    with pytest.raises(DatasetError) as err:
+        _open(tiny_root)
+    assert str(err.value) == (
+        f"1 of 200 listed clips are missing from {tiny_root / 'audio'} "
+        f"(first: fold{gone['fold']}/{gone['clip_id']}). Run `usbench data check` for a "
+        "per-fold table, or pass --allow-missing to use the clips present (results are marked "
+        "partial)."
+    )
+    partial = _open(tiny_root, allow_missing=True)
+    assert partial.partial and partial.n_missing == 1 and len(partial.clips) == 199
+    assert gone["clip_id"] not in set(partial.clips["clip_id"])
+    assert partial.fingerprint() != ds.fingerprint()
+
+
+def test_fingerprint_ignores_location_but_not_labels(tiny_root_ro, tiny_root):
+    a, b = _open(tiny_root_ro), _open(tiny_root)
+    assert a.fingerprint() == b.fingerprint()
+    _edit(tiny_root, lambda t: t.assign(fold=t["fold"].where(t.index != 0, t["fold"] % 10 + 1)))
+    import shutil
+
+    moved = _open(tiny_root, allow_missing=True)  # the moved clip is now "missing"
+    assert moved.fingerprint() != a.fingerprint()
+    shutil.rmtree(tiny_root)

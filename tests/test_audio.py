@@ -1,0 +1,76 @@
+"""Decoding: every format in the synthetic mix reads to float32 mono at the asked rate."""
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from usbench.audio import load
+from usbench.errors import AudioError
+
+FORMATS = [(sr, st, ch) for sr in (8000, 11025, 44100, 48000, 96000)
+           for st in ("PCM_U8", "PCM_16", "PCM_24", "FLOAT") for ch in (1, 2)]
+
+
+@pytest.mark.parametrize(("sr", "subtype", "channels"), FORMATS)
+def test_every_format_decodes_to_mono_at_target_rate(tmp_path, sr, subtype, channels):
+    t = np.arange(int(0.5 * sr)) / sr
+    tone = 0.5 * np.sin(2 * np.pi * 440 * t)
+    data = np.stack([tone] * channels, axis=1)
+    path = tmp_path / f"x-{sr}-{subtype}-{channels}.wav"
+    sf.write(path, data, sr, subtype=subtype)
+
+    y = load(path, sr=22050)
+
+    assert y.dtype == np.float32 and y.ndim == 1
+    assert abs(y.size - 11025) <= 2
+    spectrum = np.abs(np.fft.rfft(y))
+    peak_hz = np.argmax(spectrum) * 22050 / y.size
+    assert abs(peak_hz - 440) < 5
+    assert 0.3 < np.abs(y).max() < 0.6
+
+
+def test_stereo_is_mixed_down_by_mean(tmp_path):
+    left = np.full(1000, 0.5)
+    right = np.full(1000, -0.1)
+    sf.write(tmp_path / "s.wav", np.stack([left, right], 1), 22050, subtype="FLOAT")
+    np.testing.assert_allclose(load(tmp_path / "s.wav", sr=22050), 0.2, atol=1e-6)
+
+
+def test_very_short_clip_decodes(tmp_path):
+    sf.write(tmp_path / "short.wav", np.zeros(400), 8000, subtype="PCM_16")  # 0.05 s
+    assert load(tmp_path / "short.wav", sr=22050).size == 1103  # ceil(400 * 22050 / 8000)
+
+
+def _good_wav(path):
+    sf.write(path, np.random.default_rng(0).uniform(-0.5, 0.5, 4410), 44100, subtype="PCM_24")
+    return path
+
+
+def test_zero_byte_file(tmp_path):
+    (tmp_path / "empty.wav").write_bytes(b"")
+    with pytest.raises(AudioError) as err:
+        load(tmp_path / "empty.wav", sr=22050)
+    assert str(err.value) == f"Could not decode {tmp_path / 'empty.wav'}: empty file (0 bytes)"
+
+
+def test_truncated_file(tmp_path):
+    raw = _good_wav(tmp_path / "full.wav").read_bytes()
+    (tmp_path / "cut.wav").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(AudioError) as err:
+        load(tmp_path / "cut.wav", sr=22050)
+    assert err.value.reason == (
+        f"truncated data (header declares {len(raw) - 44} bytes of audio, "
+        f"file holds {len(raw) // 2 - 44})"
+    )
+
+
+def test_text_file_named_wav(tmp_path):
+    (tmp_path / "notes.wav").write_text("this is not audio\n" * 20)
+    with pytest.raises(AudioError) as err:
+        load(tmp_path / "notes.wav", sr=22050)
+    assert str(err.value) == f"Could not decode {tmp_path / 'notes.wav'}: Format not recognised."
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(AudioError, match="No such file or directory"):
+        load(tmp_path / "gone.wav", sr=22050)

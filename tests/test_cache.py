@@ -1,0 +1,170 @@
+"""The feature cache: keys, warm loads, resumption after interruption, bad clips."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from usbench import cache
+from usbench.config import BuildConfig, DataConfig
+from usbench.errors import CacheError, DatasetError
+from usbench.features.mfcc import MfccStats
+from usbench.runner import build_features, decoder_spec
+
+
+def _cfg(root, **kw):
+    return BuildConfig(data=DataConfig(root=str(root)), features="mfcc-stats", jobs=1,
+                       chunk_size=32, **kw)
+
+
+BASE = dict(dataset_fingerprint="d1", files_stamp="f1", feature_spec=MfccStats().spec(),
+            decoder=decoder_spec(MfccStats()), libraries=cache.library_versions())
+
+
+def _key(**changes):
+    return cache.features_key(cache.key_inputs(**{**BASE, **changes}))
+
+
+@pytest.mark.parametrize("change", [
+    {"dataset_fingerprint": "d2"},
+    {"files_stamp": "f2"},
+    {"feature_spec": MfccStats(n_mfcc=13).spec()},
+    {"feature_spec": MfccStats(sr=16000).spec()},
+    {"feature_spec": {**MfccStats().spec(), "version": 2}},
+    {"decoder": {**decoder_spec(MfccStats()), "resampler": "soxr_vhq"}},
+    {"libraries": {**cache.library_versions(), "librosa": "0.0.1"}},
+    {"libraries": {**cache.library_versions(), "numpy": "0.0.1"}},
+    {"libraries": {**cache.library_versions(), "soundfile": "0.0.1"}},
+], ids=lambda c: next(iter(c)))
+def test_key_changes_with_every_input(change):
+    assert _key(**change) != _key()
+
+
+def test_key_is_stable_for_equal_inputs():
+    assert _key() == _key(feature_spec=MfccStats().spec()) and len(_key()) == 12
+
+
+def test_library_versions_are_read_from_the_installed_packages(monkeypatch):
+    monkeypatch.setattr(cache, "version", lambda lib: "9.9" if lib == "numpy" else "1.0")
+    assert cache.library_versions()["numpy"] == "9.9"
+
+
+def test_key_ignores_jobs_chunking_and_root_location(tiny_root_ro, tmp_path):
+    a = build_features(_cfg(tiny_root_ro), progress=False)
+    copy = shutil.copytree(tiny_root_ro, tmp_path / "copy")  # copy2 keeps modification times
+    b = build_features(replace(_cfg(copy), jobs=2, chunk_size=7, skip_bad=True), progress=False)
+    assert a.matrix.key == b.matrix.key
+    assert b.matrix.computed == 0
+
+
+def test_rewritten_file_gets_a_new_key(tiny_root):
+    a = build_features(_cfg(tiny_root), progress=False)
+    path = a.dataset.clips["path"].iloc[0]
+    data, sr = sf.read(path)
+    sf.write(path, data * 0.5, sr)
+    b = build_features(_cfg(tiny_root), progress=False)
+    assert b.matrix.key != a.matrix.key and b.matrix.computed == 200
+
+
+def test_cold_build_then_warm_load(tiny_root_ro):
+    cold = build_features(_cfg(tiny_root_ro), progress=False)
+    warm = build_features(_cfg(tiny_root_ro), progress=False)
+    assert cold.matrix.computed == 200 and warm.matrix.computed == 0
+    assert warm.matrix.reused == 200
+    assert warm.matrix.X.shape == (200, 140) and warm.matrix.X.dtype == np.float32
+    np.testing.assert_array_equal(warm.matrix.X, cold.matrix.X)
+    assert warm.matrix.clip_ids == warm.dataset.clips["clip_id"].tolist()
+
+
+def test_parallel_build_equals_serial(tiny_root_ro, monkeypatch, tmp_path):
+    serial = np.array(build_features(_cfg(tiny_root_ro), progress=False).matrix.X)
+    monkeypatch.setenv("USBENCH_CACHE", str(tmp_path / "other"))
+    parallel = build_features(replace(_cfg(tiny_root_ro), jobs=2), progress=False)
+    assert parallel.matrix.computed == 200
+    np.testing.assert_array_equal(parallel.matrix.X, serial)
+
+
+def test_interrupted_build_resumes_without_recomputing(tiny_root_ro, monkeypatch, tmp_path):
+    def interrupt_after_two(index, n):
+        if index == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        build_features(_cfg(tiny_root_ro), progress=False, on_chunk=interrupt_after_two)
+    resumed = build_features(_cfg(tiny_root_ro), progress=False)
+    assert resumed.matrix.computed == 200 - 64 and resumed.matrix.reused == 64
+
+    monkeypatch.setenv("USBENCH_CACHE", str(tmp_path / "fresh"))
+    fresh = build_features(_cfg(tiny_root_ro), progress=False)
+    np.testing.assert_array_equal(resumed.matrix.X, fresh.matrix.X)
+    assert resumed.matrix.clip_ids == fresh.matrix.clip_ids
+
+
+def test_build_killed_with_sigkill_resumes(tiny_root_ro, isolated_cache):
+    cmd = [sys.executable, "-m", "usbench", "features", "build", "--features", "mfcc-stats",
+           "--data", str(tiny_root_ro), "--jobs", "1", "--chunk-size", "8"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    shards = list((isolated_cache / "features" / "mfcc-stats").glob("*/shards"))
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        shards = list((isolated_cache / "features" / "mfcc-stats").glob("*/shards/*.npz"))
+        if len(shards) >= 3:
+            break
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert len(shards) >= 3, "the build finished or stalled before it could be killed"
+
+    resumed = build_features(_cfg(tiny_root_ro), progress=False)
+    assert 0 < resumed.matrix.reused < 200 and resumed.matrix.reused % 8 == 0
+    expected = build_features(_cfg(tiny_root_ro), progress=False)
+    np.testing.assert_array_equal(resumed.matrix.X, expected.matrix.X)
+
+
+def _break_three(root, clips):
+    broken = [clips.iloc[i] for i in (5, 50, 150)]
+    paths = [root / "audio" / f"fold{c['fold']}" / c["clip_id"] for c in broken]
+    paths[0].write_bytes(b"")
+    raw = paths[1].read_bytes()
+    paths[1].write_bytes(raw[: len(raw) // 2])
+    paths[2].write_text("definitely not audio\n" * 10)
+    return [c["clip_id"] for c in broken], paths
+
+
+def test_bad_clips_stop_the_build_then_skip_bad_keeps_everything(tiny_root):
+    clips = build_features(_cfg(tiny_root), progress=False).dataset.clips
+    ids, paths = _break_three(tiny_root, clips)
+    with pytest.raises(DatasetError) as err:
+        build_features(_cfg(tiny_root), progress=False)
+    assert str(err.value) == (
+        f"3 of 200 clips could not be decoded (first: audio/fold{clips.iloc[5]['fold']}/"
+        f"{ids[0]}: empty file (0 bytes)). Fix or remove them, or pass --skip-bad to leave "
+        "them out (finished clips stay cached)."
+    )
+    skipped = build_features(_cfg(tiny_root, skip_bad=True), progress=False)
+    assert skipped.matrix.computed == 0  # nothing decoded twice
+    assert [b["clip_id"] for b in skipped.matrix.bad] == ids
+    assert skipped.matrix.bad[1]["reason"].startswith("truncated data")
+    assert skipped.matrix.X.shape == (197, 140)
+    assert not set(ids) & set(skipped.matrix.clip_ids)
+    manifest = skipped.matrix.path / "manifest.json"
+    assert all(i in manifest.read_text() for i in ids)
+
+
+def test_unwritable_cache_directory(tiny_root_ro, monkeypatch, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("USBENCH_CACHE", str(blocker / "cache"))
+    with pytest.raises(CacheError) as err:
+        build_features(_cfg(tiny_root_ro), progress=False)
+    assert str(err.value) == (
+        f"Cache directory {blocker / 'cache'} is not writable (Not a directory). "
+        "Set USBENCH_CACHE to a folder you can write to."
+    )

@@ -1,0 +1,118 @@
+"""The command line: outputs, exit codes, one-line errors, import hygiene."""
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import run_cli
+
+
+def _one_line_error(capsys, *argv):
+    code = run_cli(*argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1 and err[0].startswith("usbench: error: ")
+    return err[0].removeprefix("usbench: error: ")
+
+
+def test_features_ls(capsys):
+    assert run_cli("features", "ls") == 0
+    out = capsys.readouterr().out
+    assert "mfcc-stats  v1  vector (140)" in out and "logmel      v1  matrix (128x173)" in out
+
+
+def test_ls_datasets(capsys):
+    assert run_cli("ls", "datasets") == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in out] == ["synthetic", "urbansound8k"]
+
+
+def test_features_build_then_from_cache(tiny_root_ro, capsys):
+    args = ("features", "build", "--features", "mfcc-mean", "--data", str(tiny_root_ro),
+            "--jobs", "1")
+    assert run_cli(*args) == 0
+    first = capsys.readouterr().out
+    assert "synthetic: 200 clips -> mfcc-mean (40, float32), extracted 200 clips" in first
+    assert run_cli(*args) == 0
+    assert "loaded from cache" in capsys.readouterr().out
+
+
+def test_data_check_partial_root(tiny_root, capsys):
+    for name in ("fold3", "fold7"):
+        victim = sorted((tiny_root / "audio" / name).iterdir())[0]
+        victim.unlink()
+    bad = sorted((tiny_root / "audio" / "fold5").iterdir())[0]
+    bad.write_bytes(b"")
+    assert run_cli("data", "check", "--data", str(tiny_root)) == 1
+    out = capsys.readouterr().out
+    lines = {line.split()[0]: line.split()[1:] for line in out.splitlines() if line.strip()}
+    assert lines["3"] == ["20", "19", "1", "0"]
+    assert lines["5"] == ["20", "20", "0", "1"]
+    assert lines["all"] == ["200", "198", "2", "1"]
+    assert "198 of 200 listed clips present, 2 missing, 1 unreadable." in out
+    assert f"unreadable: audio/fold5/{bad.name}: empty file (0 bytes)" in out
+
+
+def test_data_check_complete_root(tiny_root_ro, capsys):
+    assert run_cli("data", "check", "--data", str(tiny_root_ro)) == 0
+    assert "200 of 200 listed clips present, 0 missing, 0 unreadable." in capsys.readouterr().out
+
+
+def test_unknown_feature_name(capsys):
+    assert _one_line_error(capsys, "features", "build", "--features", "mfcc-stat") == (
+        "Unknown feature set 'mfcc-stat'. Did you mean 'mfcc-stats'? "
+        "Available: logmel, mfcc-mean, mfcc-stats."
+    )
+
+
+def test_unknown_dataset_name(capsys, tiny_root_ro):
+    msg = _one_line_error(capsys, "data", "check", "--dataset", "urbansound8", "--data",
+                          str(tiny_root_ro))
+    assert msg == ("Unknown dataset 'urbansound8'. Did you mean 'urbansound8k'? "
+                   "Available: synthetic, urbansound8k.")
+
+
+def test_named_dataset_without_a_root(capsys):
+    msg = _one_line_error(capsys, "data", "check", "--dataset", "urbansound8k")
+    assert msg.startswith("Dataset 'urbansound8k' has no embedded copy. Pass --data")
+
+
+def test_missing_root_is_one_line(capsys, tmp_path):
+    msg = _one_line_error(capsys, "features", "build", "--features", "logmel", "--data",
+                          str(tmp_path / "nope"))
+    assert msg.startswith(f"Dataset root {tmp_path / 'nope'} does not exist.")
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    with pytest.raises(Exception, match="does not exist"):
+        run_cli("--debug", "data", "check", "--data", str(tmp_path / "nope"))
+
+
+def test_cache_not_writable(capsys, tmp_path, monkeypatch, tiny_root_ro):
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("USBENCH_CACHE", str(tmp_path / "file" / "c"))
+    msg = _one_line_error(capsys, "features", "build", "--features", "logmel", "--data",
+                          str(tiny_root_ro))
+    assert msg == (f"Cache directory {tmp_path / 'file' / 'c'} is not writable (Not a "
+                   "directory). Set USBENCH_CACHE to a folder you can write to.")
+
+
+def test_bad_flag_values_are_refused(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        run_cli("features", "build", "--features", "logmel", "--jobs", "0")
+    assert exit_.value.code == 2
+    assert "expected a positive integer, got 0" in capsys.readouterr().err
+
+
+def test_help_imports_no_heavy_library():
+    code = (
+        "import sys\n"
+        "from usbench.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = {'numpy', 'pandas', 'librosa', 'tensorflow', 'mlflow', 'optuna', 'sklearn'}\n"
+        "print(sorted(heavy & set(sys.modules)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"

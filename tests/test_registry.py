@@ -1,0 +1,28 @@
+import pytest
+
+from usbench.errors import ConfigError
+from usbench.features import FEATURES
+from usbench.registry import Registry
+
+
+def test_unknown_name_suggests_the_closest():
+    with pytest.raises(ConfigError) as err:
+        FEATURES.check("mfcc-stat")
+    assert str(err.value) == (
+        "Unknown feature set 'mfcc-stat'. Did you mean 'mfcc-stats'? "
+        "Available: logmel, mfcc-mean, mfcc-stats."
+    )
+
+
+def test_unknown_name_without_close_match_lists_all():
+    reg = Registry("model", {"mlp": "x:y", "cnn": "x:z"})
+    with pytest.raises(ConfigError, match=r"^Unknown model 'zzzz'\. Available: cnn, mlp\.$"):
+        reg.check("zzzz")
+
+
+def test_entries_resolve_lazily_and_once():
+    reg = Registry("thing", {"path-join": "os.path:join"})
+    import os.path
+
+    assert reg.get("path-join") is os.path.join
+    assert reg.names() == ["path-join"] and "path-join" in reg
