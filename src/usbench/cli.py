@@ -37,6 +37,24 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _fold_list(text: str) -> tuple[int, ...]:
+    try:
+        folds = tuple(int(f) for f in text.split(",") if f.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected fold numbers like 1,2,10, got {text!r}") from None
+    if not folds:
+        raise argparse.ArgumentTypeError("expected at least one fold number")
+    return folds
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key.strip(), value.strip()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="usbench",
@@ -76,8 +94,37 @@ def build_parser() -> argparse.ArgumentParser:
                        help="clips per cache shard, the unit of resumption (default 64)")
     build.set_defaults(func=cmd_features_build)
 
+    run = sub.add_parser("run", help="evaluate a model under leave-one-fold-out and log it")
+    run.add_argument("--model", required=True, metavar="NAME", help="`usbench ls models`")
+    run.add_argument("--features", required=True, metavar="NAME")
+    _add_data_args(run)
+    run.add_argument("--folds", type=_fold_list, metavar="1,2,10",
+                     help="folds to test (default: all); each is predicted by a model "
+                          "trained on every other present fold")
+    run.add_argument("--set", action="append", default=[], type=_key_value, metavar="KEY=VALUE",
+                     dest="overrides", help="override a hyper-parameter (repeatable)")
+    run.add_argument("--config", metavar="FILE.toml",
+                     help="TOML file with run settings; flags override it")
+    run.add_argument("--seed", type=int)
+    run.add_argument("--experiment", metavar="NAME", help="MLflow experiment (default: dataset)")
+    run.add_argument("--tracking-uri", metavar="URI",
+                     help="MLflow tracking URI (default: sqlite:///results/mlflow.db)")
+    run.add_argument("--jobs", type=_positive_int, metavar="N",
+                     help="feature-extraction workers (default: one per core)")
+    run.add_argument("--save-model", action="store_true",
+                     help="also fit on all present folds and log the model for `predict`")
+    run.set_defaults(func=cmd_run)
+
+    pred = sub.add_parser("predict", help="classify clips with a model saved by a run")
+    pred.add_argument("clips", nargs="+", metavar="CLIP.wav")
+    pred.add_argument("--run", required=True, metavar="RUN_ID",
+                      help="MLflow run id of a `usbench run ... --save-model`")
+    pred.add_argument("--tracking-uri", metavar="URI",
+                      help="MLflow tracking URI (default: sqlite:///results/mlflow.db)")
+    pred.set_defaults(func=cmd_predict)
+
     ls = sub.add_parser("ls", help="list registered names")
-    ls.add_argument("what", choices=["features", "datasets"])
+    ls.add_argument("what", choices=["models", "features", "datasets"])
     ls.set_defaults(func=cmd_ls)
     return parser
 
@@ -149,9 +196,80 @@ def cmd_features_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_config(args: argparse.Namespace):
+    """Defaults < --config file < explicit flags < --set."""
+    from usbench.config import DataConfig, RunConfig, load_config_file
+
+    file = load_config_file(args.config) if args.config else {}
+    data = DataConfig(dataset=args.dataset or file.get("dataset"),
+                      root=args.data or file.get("data"),
+                      allow_missing=args.allow_missing or bool(file.get("allow_missing", False)))
+    overrides = {**{k: str(v) for k, v in file.get("params", {}).items()},
+                 **dict(args.overrides)}
+    folds = args.folds or (tuple(file["folds"]) if "folds" in file else None)
+    seed = args.seed if args.seed is not None else int(file.get("seed", 0))
+    return RunConfig(data=data, features=args.features, model=args.model,
+                     overrides=tuple(sorted(overrides.items())), folds=folds, seed=seed,
+                     experiment=args.experiment or file.get("experiment"),
+                     tracking_uri=args.tracking_uri or file.get("tracking_uri"),
+                     save_model=args.save_model or bool(file.get("save_model", False)),
+                     jobs=args.jobs)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from usbench.runner import prepare_model, run_experiment
+
+    cfg = _run_config(args)
+    prepare_model(cfg)  # refuse bad names, parameters and model/feature pairs before any work
+    out = run_experiment(cfg)
+    print()
+    print(f"{'fold':>4}  {'clips':>5}  {'accuracy':>8}  {'fit s':>7}")
+    for r in out.folds:
+        print(f"{r.fold:>4}  {len(r.test_index):>5}  {r.accuracy:>8.3f}  {r.fit_seconds:>7.1f}")
+    s = out.scores
+    print(f"accuracy {s.accuracy:.3f} ± {s.accuracy_std:.3f} (mean ± std over "
+          f"{len(out.folds)} fold(s)), macro-F1 {s.macro_f1:.3f}"
+          + ("  [partial dataset]" if out.partial else ""))
+    print(f"local record: {out.folder}")
+    if out.run_id:
+        from usbench.tracking import ui_command
+
+        print(f"MLflow run {out.run_id}; open the UI with: {ui_command(out.tracking_uri)}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    import tempfile
+    from pathlib import Path
+
+    from usbench.paths import results_dir
+    from usbench.predict import fetch_bundle, predict_files
+    from usbench.tracking import default_tracking_uri
+
+    uri = args.tracking_uri or default_tracking_uri(results_dir())
+    failed = 0
+    with tempfile.TemporaryDirectory(prefix="usbench-model-") as tmp:
+        bundle = fetch_bundle(args.run, uri, Path(tmp))
+        for p in predict_files(bundle, args.clips):
+            if p.error:
+                failed += 1
+                print(f"{p.path}: error: {p.error}")
+                continue
+            top = "  ".join(f"{name} {prob:.2f}" for name, prob in p.top)
+            print(f"{p.path}: {top}")
+    return 2 if failed else 0
+
+
 def cmd_ls(args: argparse.Namespace) -> int:
     if args.what == "features":
         return cmd_features_ls(args)
+    if args.what == "models":
+        from usbench.models import MODELS, get_model
+
+        for name in MODELS:
+            spec = get_model(name)
+            print(f"{name:<7} {spec.input_kind:<6} {spec.summary}")
+        return 0
     from usbench.datasets import DATASETS
 
     for name in DATASETS:

@@ -25,6 +25,21 @@ def fingerprint(obj: Any) -> str:
     return hashlib.sha256(canonical_json(obj).encode()).hexdigest()[:12]
 
 
+def load_config_file(path: str) -> dict:
+    """Read a TOML run file (keys as the ``usbench run`` flags, plus a ``[params]`` table)."""
+    import tomllib
+
+    from usbench.errors import ConfigError
+
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"Config file {path} not found. Check the --config path.") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"Config file {path} is not valid TOML ({exc}).") from None
+
+
 @dataclass(frozen=True, kw_only=True)
 class DataConfig:
     """Which dataset to read and how strictly.
@@ -58,3 +73,36 @@ class BuildConfig:
     jobs: int | None = None
     skip_bad: bool = False
     chunk_size: int = 64
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunConfig:
+    """One ``usbench run``: a model family on a feature set under leave-one-fold-out.
+
+    Attributes:
+        data: the dataset.
+        features: registered feature-set name.
+        model: registered model-family name.
+        overrides: ``--set`` hyper-parameter overrides as (name, raw string) pairs; typed and
+            validated by the model family.
+        folds: test folds (None: every present fold).
+        seed: random seed of every model fit.
+        experiment: MLflow experiment (None: the dataset's name).
+        tracking_uri: MLflow tracking URI (None: sqlite under ``results/``).
+        save_model: also fit on all present folds and log the model for ``usbench predict``.
+        jobs: feature-extraction worker processes (not part of any key).
+    """
+
+    data: DataConfig = DataConfig()
+    features: str = "mfcc-stats"
+    model: str = "logreg"
+    overrides: tuple[tuple[str, str], ...] = ()
+    folds: tuple[int, ...] | None = None
+    seed: int = 0
+    experiment: str | None = None
+    tracking_uri: str | None = None
+    save_model: bool = False
+    jobs: int | None = None
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)

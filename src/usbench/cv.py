@@ -1,0 +1,128 @@
+"""Leave-one-fold-out over the dataset's own folds; one fresh estimator per test fold.
+
+Nothing here touches disk or MLflow, or tunes anything. The split is scikit-learn's
+``LeaveOneGroupOut`` over the fold column: each tested fold is predicted by an estimator
+fitted on every other present fold, and only on those rows.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from usbench.errors import FoldError
+from usbench.models.base import Estimator
+
+
+@dataclass(frozen=True)
+class FoldResult:
+    """One tested fold.
+
+    Attributes:
+        fold: the test fold number.
+        test_index: row indices (into the full matrix) of the test clips.
+        proba: float, shape (n_test, n_classes); column j is class id j.
+        y_true: int class ids of the test clips, shape (n_test,).
+        n_train: rows the estimator was fitted on.
+        fit_seconds, predict_seconds: wall times.
+        history: what the estimator reports about its fit (epochs run, best epoch, ...).
+    """
+
+    fold: int
+    test_index: np.ndarray = field(repr=False)
+    proba: np.ndarray = field(repr=False)
+    y_true: np.ndarray = field(repr=False)
+    n_train: int
+    fit_seconds: float
+    predict_seconds: float
+    history: dict
+
+    @property
+    def y_pred(self) -> np.ndarray:
+        return self.proba.argmax(axis=1)
+
+    @property
+    def accuracy(self) -> float:
+        return float((self.y_pred == self.y_true).mean())
+
+
+def check_folds(folds: np.ndarray, test_folds: Sequence[int] | None) -> list[int]:
+    """Validate the folds to test against the folds present.
+
+    Returns:
+        The sorted test folds (all present folds when `test_folds` is None).
+
+    Raises:
+        FoldError: a requested fold has no clips, or only one fold is present.
+    """
+    present = sorted(int(f) for f in np.unique(folds))
+    wanted = present if test_folds is None else sorted(set(int(f) for f in test_folds))
+    absent = [f for f in wanted if f not in present]
+    if absent:
+        raise FoldError(
+            f"--folds names fold {absent[0]}, which has no clips. Folds with clips: "
+            f"{', '.join(map(str, present))}."
+        )
+    if len(present) < 2:
+        raise FoldError(
+            f"Testing fold {wanted[0]} leaves no training data: it is the only fold with clips. "
+            "Leave-one-fold-out needs at least two folds; add data or pass --allow-missing "
+            "with a root holding more folds."
+        )
+    return wanted
+
+
+def leave_one_fold_out(
+    make_estimator: Callable[[int], Estimator],
+    X: np.ndarray,
+    y: np.ndarray,
+    folds: np.ndarray,
+    recordings: np.ndarray,
+    n_classes: int,
+    test_folds: Sequence[int] | None = None,
+    on_fold: Callable[[FoldResult], None] | None = None,
+) -> list[FoldResult]:
+    """Evaluate one configuration under leave-one-fold-out.
+
+    Args:
+        make_estimator: returns a fresh, unfitted estimator for the given test fold.
+        X: features, shape (n_clips, *feature shape).
+        y: int class ids in 0..n_classes-1, shape (n_clips,).
+        folds: fold number of each clip, shape (n_clips,).
+        recordings: recording id (fsID) of each clip, passed to ``fit`` as groups.
+        n_classes: size of the class list (from the dataset table, not from `y`).
+        test_folds: folds to test (default: all present folds).
+        on_fold: called after each fold, e.g. for progress or pruning.
+
+    Returns:
+        One FoldResult per tested fold, in fold order.
+    """
+    from sklearn.model_selection import LeaveOneGroupOut
+
+    wanted = check_folds(folds, test_folds)
+    results = []
+    for train, test in LeaveOneGroupOut().split(X, y, groups=folds):
+        fold = int(folds[test[0]])
+        if fold not in wanted:
+            continue
+        est = make_estimator(fold)
+        t0 = time.perf_counter()
+        est.fit(X[train], y[train], groups=recordings[train])
+        t1 = time.perf_counter()
+        proba = np.asarray(est.predict_proba(X[test]), dtype=np.float64)
+        t2 = time.perf_counter()
+        if proba.shape != (len(test), n_classes):
+            raise FoldError(
+                f"Fold {fold}: the model returned probabilities of shape {proba.shape}, "
+                f"expected {(len(test), n_classes)}. This is a bug in the model family."
+            )
+        result = FoldResult(fold=fold, test_index=test, proba=proba, y_true=y[test],
+                            n_train=len(train), fit_seconds=t1 - t0, predict_seconds=t2 - t1,
+                            history=dict(getattr(est, "history_", {}) or {}))
+        results.append(result)
+        if on_fold:
+            on_fold(result)
+    return results

@@ -1,0 +1,151 @@
+"""MLflow logging: the only module that imports mlflow.
+
+The result is always written locally first (``results/runs/<run name>/``); a tracking failure
+then costs a warning, never the result. The default store is ``results/mlflow.db`` (sqlite)
+with artifacts under ``results/mlartifacts/<experiment>``, both set explicitly (STACK_NOTES:
+no implicit ``./mlruns``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger("usbench")
+
+
+def default_tracking_uri(results: Path) -> str:
+    return f"sqlite:///{(results / 'mlflow.db').resolve()}"
+
+
+def ui_command(uri: str) -> str:
+    """The command that opens the MLflow UI on `uri`."""
+    if uri.startswith(("http://", "https://")):
+        return f"open {uri}"
+    return f"mlflow ui --backend-store-uri {uri} --port 5000"
+
+
+@dataclass(frozen=True)
+class RunLog:
+    """What one run sends to MLflow.
+
+    Attributes:
+        experiment: experiment name (one per dataset by default).
+        run_name: display name.
+        params: flat, dotted names -> values (logged as strings).
+        metrics: name -> value.
+        step_metrics: name -> [(step, value)], e.g. ``fold_accuracy`` with step = fold.
+        tags: name -> string.
+        artifacts: local folder whose files are logged as the run's artifacts.
+        parent_run_id: for nested runs (sweep trials).
+    """
+
+    experiment: str
+    run_name: str
+    params: dict
+    metrics: dict[str, float]
+    step_metrics: dict[str, list[tuple[int, float]]]
+    tags: dict[str, str]
+    artifacts: Path
+    parent_run_id: str | None = None
+
+
+def _quiet_mlflow() -> None:
+    # An unreachable server should fail in seconds, not after minutes of retries.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    import mlflow  # noqa: F401  (configures its loggers on import; quiet them after)
+
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
+
+
+def _experiment_id(client, name: str, artifact_root: Path) -> str:
+    exp = client.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    location = (artifact_root / name).resolve().as_uri()
+    return client.create_experiment(name, artifact_location=location)
+
+
+def log_run(uri: str, artifact_root: Path, run: RunLog) -> str | None:
+    """Log `run` to the tracking store at `uri`.
+
+    Returns:
+        The MLflow run id, or None when tracking failed (a warning says why; the local copy
+        of the result is untouched).
+    """
+    try:
+        _quiet_mlflow()
+        from mlflow.entities import Metric, Param, RunTag
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri=uri)
+        exp_id = _experiment_id(client, run.experiment, artifact_root)
+        tags = dict(run.tags)
+        if run.parent_run_id:
+            tags["mlflow.parentRunId"] = run.parent_run_id
+        created = client.create_run(exp_id, run_name=run.run_name, tags=tags)
+        run_id = created.info.run_id
+        import time
+
+        now = int(time.time() * 1000)
+        metrics = [Metric(k, float(v), now, 0) for k, v in run.metrics.items()]
+        metrics += [Metric(k, float(v), now, int(step))
+                    for k, series in run.step_metrics.items() for step, v in series]
+        params = [Param(k, str(v)[:6000]) for k, v in sorted(run.params.items())]
+        for i in range(0, max(len(params), len(metrics), 1), 100):
+            client.log_batch(run_id, metrics=metrics[i : i + 100], params=params[i : i + 100],
+                             tags=[RunTag(k, v) for k, v in tags.items()] if i == 0 else [])
+        client.log_artifacts(run_id, str(run.artifacts))
+        client.set_terminated(run_id, "FINISHED")
+        return run_id
+    except Exception as exc:  # any tracking failure must leave the local result intact
+        log.warning(f"warning: could not log to MLflow at {uri} ({_reason(exc)}). "
+                    f"The result is kept in {run.artifacts}.")
+        return None
+
+
+def _reason(exc: Exception) -> str:
+    """A short reason for a tracking failure (MLflow's own messages run to many lines)."""
+    text = str(exc)
+    for needle, short in (("Connection refused", "connection refused"),
+                          ("Name or service not known", "unknown host"),
+                          ("Temporary failure in name resolution", "unknown host"),
+                          ("timed out", "timed out")):
+        if needle in text:
+            return short
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return first[:200]
+
+
+def download_model(uri: str, run_id: str, dest: Path) -> Path:
+    """Download the ``model/`` artifacts of `run_id` into `dest`.
+
+    Raises:
+        ConfigError: unknown run, or a run saved without ``--save-model``.
+    """
+    from usbench.errors import ConfigError
+
+    _quiet_mlflow()
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    try:
+        client.get_run(run_id)
+    except MlflowException:
+        raise ConfigError(
+            f"No MLflow run '{run_id}' in {uri}. Copy the run id printed by `usbench run`, "
+            "or pass --tracking-uri for another store."
+        ) from None
+    names = {a.path for a in client.list_artifacts(run_id)}
+    if "model" not in names:
+        raise ConfigError(
+            f"Run {run_id} has no saved model. Re-run it with `usbench run ... --save-model`."
+        )
+    return Path(client.download_artifacts(run_id, "model", str(dest)))

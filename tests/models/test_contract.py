@@ -1,0 +1,268 @@
+"""Contract tests run over every registered model family, plus parameter parsing and protocol."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from usbench.errors import ConfigError
+from usbench.models import MODELS, BuildContext, get_model
+from usbench.models.keras_models import _import_keras, grouped_validation_split
+
+N_CLASSES, ABSENT = 4, 3
+# Tiny versions of every family, so that the whole file runs in seconds.
+TINY = {
+    "logreg": {},
+    "rf": {"n_estimators": 20},
+    "mlp": {"hidden_units": (8,), "epochs": 3, "batch_size": 16},
+    "cnn": {"filters": (4, 4, 4), "dense_units": 8, "padding": "same", "epochs": 3,
+            "batch_size": 16},
+}
+
+
+def shape_of(spec):
+    return (20,) if spec.input_kind == "vector" else (16, 20)
+
+
+def tiny_data(shape, n_train=60, n_test=12, seed=0):
+    """Train rows from 15 recordings of 4 rows, classes 0..2 only (class 3 is absent)."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n_train + n_test, *shape)).astype(np.float32)
+    y = rng.integers(0, ABSENT, n_train + n_test)
+    X.reshape(len(X), -1)[:, 0] += y  # some signal, so the models have something to learn
+    groups = np.repeat(np.arange(n_train // 4), 4)
+    return X[:n_train], y[:n_train], groups, X[n_train:]
+
+
+@pytest.fixture(scope="module", params=MODELS.names())
+def fitted(request):
+    """Two estimators of one family fitted with the same seed, and their test probabilities."""
+    spec = get_model(request.param)
+    ctx = BuildContext(n_classes=N_CLASSES, input_shape=shape_of(spec), seed=5)
+    X, y, groups, X_test = tiny_data(ctx.input_shape)
+    first = spec.build(TINY[spec.name], ctx).fit(X, y, groups=groups)
+    second = spec.build(TINY[spec.name], ctx).fit(X, y, groups=groups)
+    return spec, first, first.predict_proba(X_test), second.predict_proba(X_test)
+
+
+def test_probabilities_cover_every_class_id(fitted):
+    spec, _, proba, _ = fitted
+    assert proba.shape == (12, N_CLASSES) and proba.dtype == np.float64
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-5)
+    assert (proba >= 0).all()
+    if spec.name in ("logreg", "rf"):
+        assert (proba[:, ABSENT] == 0).all()
+
+
+def test_same_seed_same_probabilities(fitted):
+    _, _, proba, again = fitted
+    np.testing.assert_array_equal(proba, again)
+
+
+def test_history_after_fit(fitted):
+    spec, est, _, _ = fitted
+    if spec.name in ("logreg", "rf"):
+        assert est.history_ == {}
+    else:
+        assert est.history_["epochs_run"] == 3 and 1 <= est.history_["best_epoch"] <= 3
+        assert est.history_["train_rows"] + est.history_["validation_rows"] == 60
+
+
+def test_defaults_parse_and_are_unchanged(fitted):
+    spec = fitted[0]
+    assert spec.params() == dict(spec.default_params)
+    assert spec.params({}) is not spec.default_params
+    assert spec.input_kind in ("vector", "matrix") and spec.summary
+
+
+class FakeTrial:
+    """Records suggest_* calls; Optuna 5 takes step/log as keywords only."""
+
+    def __init__(self, mode, seed=0):
+        self.mode, self.rng, self.names = mode, np.random.default_rng(seed), []
+
+    def _pick(self, name, low, high):
+        self.names.append(name)
+        return {"low": low, "high": high}.get(self.mode, None)
+
+    def suggest_float(self, name, low, high, *, step=None, log=False):
+        picked = self._pick(name, low, high)
+        if picked is not None:
+            return float(picked)
+        if log:
+            return float(np.exp(self.rng.uniform(np.log(low), np.log(high))))
+        return float(self.rng.uniform(low, high))
+
+    def suggest_int(self, name, low, high, *, step=1, log=False):
+        picked = self._pick(name, low, high)
+        return int(picked if picked is not None else self.rng.integers(low, high + 1))
+
+    def suggest_categorical(self, name, choices):
+        picked = self._pick(name, choices[0], choices[-1])
+        return picked if picked is not None else choices[self.rng.integers(len(choices))]
+
+
+@pytest.mark.parametrize("name", MODELS.names())
+def test_search_space_gives_valid_params_only(name):
+    spec = get_model(name)
+    for trial in [FakeTrial("low"), FakeTrial("high")] + [FakeTrial("rand", s) for s in range(8)]:
+        sampled = spec.search_space(trial)
+        assert sampled and set(sampled) <= set(spec.default_params)
+        assert len(trial.names) == len(set(trial.names))
+        assert spec.params(sampled) == {**spec.default_params, **sampled}
+
+
+def test_overrides_are_typed():
+    mlp = get_model("mlp")
+    got = mlp.params({"epochs": "10", "dropout": "0.25", "hidden_units": " 64, 32",
+                      "learning_rate": "1e-4"})
+    assert got["epochs"] == 10 and got["dropout"] == 0.25 and got["learning_rate"] == 1e-4
+    assert got["hidden_units"] == (64, 32) and mlp.params({"hidden_units": "(16)"})[
+        "hidden_units"] == (16,)
+    assert mlp.params({"hidden_units": [64, 32], "l2": 0})["hidden_units"] == (64, 32)
+    assert isinstance(mlp.params({"l2": 0})["l2"], float)
+    cnn = get_model("cnn")
+    for text, value in [("true", True), ("1", True), ("YES", True), ("false", False),
+                        ("0", False), ("no", False)]:
+        assert cnn.params({"augment": text})["augment"] is value
+    assert get_model("logreg").params({"C": "1", "class_weight": "Balanced"}) == {
+        "C": 1.0, "class_weight": "balanced", "max_iter": 2000}
+
+
+@pytest.mark.parametrize(("model", "overrides", "message"), [
+    ("mlp", {"dropuot": "0.3"}, "Unknown parameter 'dropuot' for model 'mlp'. Did you mean "
+     "'dropout'? Valid: batch_size, dropout, epochs, hidden_units, l2, learning_rate, patience, "
+     "val_fraction."),
+    ("logreg", {"zzz": "1"}, "Unknown parameter 'zzz' for model 'logreg'. "
+     "Valid: C, class_weight, max_iter."),
+    ("mlp", {"epochs": "ten"}, "Parameter 'epochs' of model 'mlp' must be an int >= 1, "
+     "got 'ten'. Example: --set epochs=100"),
+    ("mlp", {"epochs": "-5"}, "Parameter 'epochs' of model 'mlp' must be an int >= 1, "
+     "got '-5'. Example: --set epochs=100"),
+    ("mlp", {"epochs": 2.5}, "Parameter 'epochs' of model 'mlp' must be an int >= 1, "
+     "got 2.5. Example: --set epochs=100"),
+    ("mlp", {"dropout": "1"}, "Parameter 'dropout' of model 'mlp' must be a number in [0, 1), "
+     "got '1'. Example: --set dropout=0.5"),
+    ("mlp", {"learning_rate": "nan"}, "Parameter 'learning_rate' of model 'mlp' must be a "
+     "number > 0, got 'nan'. Example: --set learning_rate=0.001"),
+    ("mlp", {"val_fraction": "0.9"}, "Parameter 'val_fraction' of model 'mlp' must be a number "
+     "in [0, 0.5], got '0.9'. Example: --set val_fraction=0.15"),
+    ("mlp", {"hidden_units": "200,x"}, "Parameter 'hidden_units' of model 'mlp' must be "
+     "comma-separated ints, each >= 1, got '200,x'. Example: --set hidden_units=200,300"),
+    ("mlp", {"hidden_units": "200,0"}, "Parameter 'hidden_units' of model 'mlp' must be "
+     "comma-separated ints, each >= 1, got '200,0'. Example: --set hidden_units=200,300"),
+    ("cnn", {"augment": "maybe"}, "Parameter 'augment' of model 'cnn' must be true or false, "
+     "got 'maybe'. Example: --set augment=false"),
+    ("logreg", {"C": "0"}, "Parameter 'C' of model 'logreg' must be a number > 0, got '0'. "
+     "Example: --set C=1.0"),
+    ("logreg", {"class_weight": "auto"}, "Parameter 'class_weight' of model 'logreg' must be "
+     "'none' or 'balanced', got 'auto'. Example: --set class_weight=none"),
+    ("rf", {"max_features": "half"}, "Parameter 'max_features' of model 'rf' must be 'sqrt', "
+     "'log2' or 'all', got 'half'. Example: --set max_features=sqrt"),
+])
+def test_bad_overrides_are_refused_with_the_fix(model, overrides, message):
+    with pytest.raises(ConfigError) as err:
+        get_model(model).params(overrides)
+    assert str(err.value) == message
+
+
+def test_wrong_input_kind_and_too_small_inputs_are_refused():
+    with pytest.raises(ConfigError) as err:
+        get_model("cnn").build({}, BuildContext(n_classes=10, input_shape=(140,), seed=0))
+    assert str(err.value) == ("Model 'cnn' needs matrix features, shape (bands, frames), but got "
+                              "shape (140,). Use --features logmel.")
+    with pytest.raises(ConfigError) as err:
+        get_model("cnn").build({}, BuildContext(n_classes=10, input_shape=(16, 20), seed=0))
+    assert str(err.value) == (
+        "Model 'cnn' with kernel_size 5 and padding 'valid' shrinks inputs of shape (16, 20) to "
+        "nothing by conv layer 2 of 3. Use --set padding=same, a smaller kernel_size, or fewer "
+        "filters."
+    )
+    with pytest.raises(ConfigError, match=r"^Model 'mlp' holds out whole recordings .* from 1 "
+                       r"recording\. Use --set val_fraction=0 to train without early stopping\.$"):
+        grouped_validation_split(np.zeros(10), 0.15, 0, "mlp")
+
+
+def test_default_networks_are_the_reference_architectures():
+    keras, _ = _import_keras()
+    mlp = get_model("mlp").build({}, BuildContext(n_classes=10, input_shape=(140,), seed=0))
+    cnn = get_model("cnn").build({}, BuildContext(n_classes=10, input_shape=(128, 173), seed=0))
+    # 140-200-300-10 dense; SB-CNN: 5x5 convs 24/48/48, (4,2) pools, flatten 2x36x48, dense 64.
+    assert mlp._network(keras).count_params() == 140 * 200 + 200 + 200 * 300 + 300 + 3010
+    net = cnn._network(keras)
+    assert net.layers[-4].output.shape[1:] == (2 * 36 * 48,)
+    assert net.count_params() == 624 + 28848 + 57648 + (3456 * 64 + 64) + 650
+
+
+def spy_on_keras_fit(monkeypatch):
+    keras, _ = _import_keras()
+    seen = {}
+    real_fit = keras.Model.fit
+
+    def fit(self, x=None, y=None, **kwargs):
+        seen.update(x=np.array(x), y=np.array(y), validation=kwargs.get("validation_data"))
+        return real_fit(self, x, y, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "fit", fit)
+    return seen
+
+
+def test_mlp_early_stopping_holds_out_whole_recordings_of_the_fit_rows(monkeypatch):
+    seen = spy_on_keras_fit(monkeypatch)
+    X, y, groups, X_test = tiny_data((20,))
+    X[:, 1] = 1000 + np.arange(len(X))  # a row id that survives standardisation
+    ctx = BuildContext(n_classes=N_CLASSES, input_shape=(20,), seed=3)
+    est = get_model("mlp").build({**TINY["mlp"], "val_fraction": 0.3}, ctx)
+    est.fit(X, y, groups=groups)
+
+    def row_ids(scaled):
+        return np.rint(est.scaler_.inverse_transform(scaled)[:, 1]).astype(int) - 1000
+
+    train, val = row_ids(seen["x"]), row_ids(seen["validation"][0])
+    assert len(val) > 0 and not set(train) & set(val)
+    assert sorted([*train, *val]) == list(range(len(X)))  # only (and all) the fit rows
+    assert not set(groups[train]) & set(groups[val])  # no recording on both sides
+    np.testing.assert_array_equal(seen["y"], y[train])
+    np.testing.assert_array_equal(seen["validation"][1], y[val])
+    # The scaler saw the training part only: not the validation rows, not the test rows.
+    assert est.scaler_.n_samples_seen_ == len(train)
+    np.testing.assert_allclose(est.scaler_.mean_, X[train].mean(axis=0), rtol=1e-5)
+
+
+def test_cnn_augments_training_rows_only(monkeypatch):
+    seen = spy_on_keras_fit(monkeypatch)
+    X, y, groups, _ = tiny_data((16, 20))
+    ctx = BuildContext(n_classes=N_CLASSES, input_shape=(16, 20), seed=3)
+    est = get_model("cnn").build({**TINY["cnn"], "epochs": 1, "augment": True}, ctx).fit(
+        X, y, groups=groups)
+    train, val = est.train_index_, est.validation_index_
+    assert seen["x"].shape == (2 * len(train), 16, 20)
+    np.testing.assert_allclose(seen["x"][: len(train)], est.scaler_.transform(X[train]))
+    np.testing.assert_array_equal(seen["validation"][0], est.scaler_.transform(X[val]))
+    np.testing.assert_allclose(est.scaler_.mean_[:, 0], X[train].mean(axis=(0, 2)), rtol=1e-5)
+
+
+def test_val_fraction_zero_trains_every_epoch_without_validation():
+    X, y, groups, _ = tiny_data((20,))
+    ctx = BuildContext(n_classes=N_CLASSES, input_shape=(20,), seed=0)
+    est = get_model("mlp").build({**TINY["mlp"], "epochs": 2, "val_fraction": 0}, ctx).fit(X, y)
+    assert est.history_ == {"epochs_run": 2, "best_epoch": 2, "best_val_loss": None,
+                            "train_rows": 60, "validation_rows": 0}
+
+
+def test_importing_the_registry_loads_neither_sklearn_nor_tensorflow():
+    code = (
+        "import sys\n"
+        "from usbench.models import MODELS, get_model\n"
+        "specs = [get_model(n) for n in MODELS]\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'sklearn', 'tensorflow', 'keras'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_predict_before_fit_is_a_clear_error():
+    est = get_model("logreg").build({}, BuildContext(n_classes=3, input_shape=(4,), seed=0))
+    with pytest.raises(RuntimeError, match="not fitted yet; call fit first"):
+        est.predict_proba(np.zeros((2, 4), dtype=np.float32))

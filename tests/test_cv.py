@@ -1,0 +1,98 @@
+"""Protocol tests of the leave-one-fold-out engine: no test-fold row ever reaches a fit."""
+
+import numpy as np
+import pytest
+
+from usbench.cv import check_folds, leave_one_fold_out
+from usbench.errors import FoldError
+from usbench.metrics import score
+
+N_CLASSES = 4
+
+
+class Spy:
+    """Records every row it is fitted on; predicts the training prior."""
+
+    fitted: list[np.ndarray] = []
+
+    def __init__(self):
+        self.history_ = {}
+
+    def fit(self, X, y, groups=None):
+        Spy.fitted.append(X[:, 0].copy())  # column 0 holds the row's global index
+        self.groups = groups
+        self.prior = np.bincount(y, minlength=N_CLASSES) / len(y)
+        return self
+
+    def predict_proba(self, X):
+        return np.tile(self.prior, (len(X), 1))
+
+
+def _data(folds=range(1, 11), per_fold=8):
+    rng = np.random.default_rng(0)
+    fold = np.repeat(list(folds), per_fold)
+    n = fold.size
+    X = np.column_stack([np.arange(n), rng.standard_normal((n, 3))]).astype(np.float32)
+    y = rng.integers(0, N_CLASSES, n)
+    rec = fold * 100 + np.arange(n) % 3
+    return X, y, fold, rec
+
+
+def test_no_test_fold_row_reaches_a_fit():
+    Spy.fitted = []
+    X, y, fold, rec = _data()
+    results = leave_one_fold_out(lambda f: Spy(), X, y, fold, rec, N_CLASSES)
+    assert [r.fold for r in results] == list(range(1, 11))
+    for r, seen in zip(results, Spy.fitted, strict=True):
+        test_rows = set(r.test_index)
+        assert not test_rows & set(seen.astype(int))
+        assert set(seen.astype(int)) | test_rows == set(range(len(X)))  # all other folds
+        assert set(fold[r.test_index]) == {r.fold}
+
+
+def test_each_fold_gets_a_fresh_estimator_and_training_groups():
+    made = []
+
+    def make(f):
+        made.append(Spy())
+        return made[-1]
+
+    X, y, fold, rec = _data()
+    results = leave_one_fold_out(make, X, y, fold, rec, N_CLASSES, test_folds=[2, 7])
+    assert len(made) == 2 and made[0] is not made[1]
+    for est, r in zip(made, results, strict=True):
+        assert r.fold not in set(est.groups // 100)
+
+
+def test_selected_folds_only():
+    X, y, fold, rec = _data()
+    results = leave_one_fold_out(lambda f: Spy(), X, y, fold, rec, N_CLASSES, test_folds=[10, 1])
+    assert [r.fold for r in results] == [1, 10]
+    assert results[0].n_train == 72
+
+
+def test_accuracy_is_the_mean_over_folds_not_pooled():
+    X, y, fold, rec = _data(per_fold=8)
+    keep = np.r_[np.flatnonzero(fold != 2), np.flatnonzero(fold == 2)[:2]]  # fold 2: 2 clips
+    X, y, fold, rec = X[keep], y[keep], fold[keep], rec[keep]
+    results = leave_one_fold_out(lambda f: Spy(), X, y, fold, rec, N_CLASSES)
+    s = score(results, tuple("abcd"))
+    per_fold = [r.accuracy for r in results]
+    assert s.accuracy == pytest.approx(np.mean(per_fold))
+    assert s.accuracy_std == pytest.approx(np.std(per_fold))
+    assert s.confusion.sum() == len(y) and s.confusion.shape == (N_CLASSES, N_CLASSES)
+
+
+def test_fold_without_clips_is_refused():
+    _, _, fold, _ = _data(folds=[1, 2, 3])
+    with pytest.raises(FoldError) as err:
+        check_folds(fold, [3, 4])
+    assert str(err.value) == "--folds names fold 4, which has no clips. Folds with clips: 1, 2, 3."
+
+
+def test_only_one_fold_present_leaves_no_training_data():
+    _, _, fold, _ = _data(folds=[3])
+    with pytest.raises(FoldError) as err:
+        check_folds(fold, [3])
+    assert str(err.value).startswith("Testing fold 3 leaves no training data: it is the only "
+                                     "fold with clips.")

@@ -1,0 +1,215 @@
+"""`usbench run` end to end on the tiny dataset: the MLflow record, reproducibility, predict,
+and every bad input as a one-line error with nothing lost."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.conftest import run_cli
+from usbench.config import DataConfig, RunConfig
+from usbench.errors import ConfigError, FeatureError, FoldError
+from usbench.runner import check_finite, run_experiment
+
+TINY_MLP = (("epochs", "3"), ("hidden_units", "16,16"), ("patience", "2"))
+TINY_CNN = (("epochs", "2"), ("filters", "4,4,4"), ("dense_units", "8"), ("patience", "1"))
+
+
+@pytest.fixture(autouse=True)
+def in_tmp(tmp_path, monkeypatch):
+    """Each test writes its results/ (MLflow store included) in its own folder."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def _cfg(root, **kw):
+    base = dict(data=DataConfig(root=str(root)), features="mfcc-stats", model="logreg", jobs=1)
+    return RunConfig(**{**base, **kw})
+
+
+def test_run_records_every_param_metric_artifact_and_tag(tiny_root_ro, in_tmp):
+    from mlflow.tracking import MlflowClient
+
+    out = run_experiment(_cfg(tiny_root_ro, folds=(1, 4, 10)), progress=False)
+    assert out.run_id
+    client = MlflowClient(f"sqlite:///{in_tmp / 'results' / 'mlflow.db'}")
+    run = client.get_run(out.run_id)
+    params = run.data.params
+    assert params["model"] == "logreg" and params["features"] == "mfcc-stats"
+    assert params["dataset"] == "synthetic" and params["folds"] == "1,4,10"
+    assert params["seed"] == "0" and params["model.params.C"] == "1.0"
+    assert params["features.n_mfcc"] == "20"
+    metrics = run.data.metrics
+    for name in ("accuracy", "accuracy_std", "macro_f1", "fit_seconds", "predict_seconds"):
+        assert name in metrics
+    assert metrics["accuracy"] == pytest.approx(out.scores.accuracy)
+    history = client.get_metric_history(out.run_id, "fold_accuracy")
+    assert sorted(m.step for m in history) == [1, 4, 10]
+    assert np.mean([m.value for m in history]) == pytest.approx(metrics["accuracy"])
+    artifacts = {a.path for a in client.list_artifacts(out.run_id)}
+    assert {"config.json", "confusion_matrix.csv", "confusion_matrix.png", "predictions.csv",
+            "classification_report.txt", "confusion_matrix_fold4.csv"} <= artifacts
+    tags = run.data.tags
+    assert tags["usbench.kind"] == "run" and tags["usbench.partial"] == "false"
+    assert tags["usbench.config_id"] == out.config_id
+    for name in ("usbench.features_key", "usbench.dataset_fingerprint", "usbench.git_commit",
+                 "usbench.version.numpy", "usbench.version.scikit-learn"):
+        assert tags[name]
+    local = json.loads((out.folder / "result.json").read_text())
+    assert local["mlflow_run_id"] == out.run_id
+    assert [f["fold"] for f in local["folds"]] == [1, 4, 10]
+    predictions = pd.read_csv(out.folder / "predictions.csv")
+    assert len(predictions) == 60 and set(predictions["fold"]) == {1, 4, 10}
+
+
+def test_class_list_comes_from_the_dataset_table(tiny_root, in_tmp):
+    table = pd.read_csv(tiny_root / "metadata" / "UrbanSound8K.csv")
+    for name, fold in table.loc[table["classID"] == 3, ["slice_file_name", "fold"]].values:
+        (tiny_root / "audio" / f"fold{fold}" / name).unlink()
+    out = run_experiment(_cfg(tiny_root, data=DataConfig(root=str(tiny_root),
+                                                         allow_missing=True), folds=(1, 2)),
+                         progress=False)
+    assert out.scores.confusion.shape == (10, 10) and out.partial
+    assert all(r.proba.shape[1] == 10 for r in out.folds)
+    columns = pd.read_csv(out.folder / "predictions.csv").columns
+    assert "p_dog_bark" in columns
+
+
+def test_same_seed_same_fold_accuracies_sklearn(tiny_root_ro):
+    a = run_experiment(_cfg(tiny_root_ro, model="rf", folds=(2, 3),
+                            overrides=(("n_estimators", "30"),)), progress=False)
+    b = run_experiment(_cfg(tiny_root_ro, model="rf", folds=(2, 3),
+                            overrides=(("n_estimators", "30"),)), progress=False)
+    for x, y in zip(a.folds, b.folds, strict=True):
+        np.testing.assert_array_equal(x.proba, y.proba)
+    assert a.config_id == b.config_id
+
+
+def test_same_seed_same_fold_accuracies_keras(tiny_root_ro):
+    runs = [run_experiment(_cfg(tiny_root_ro, model="mlp", folds=(5,), overrides=TINY_MLP),
+                           progress=False) for _ in range(2)]
+    np.testing.assert_array_equal(runs[0].folds[0].proba, runs[1].folds[0].proba)
+
+
+def test_cnn_runs_on_logmel(tiny_root_ro):
+    out = run_experiment(_cfg(tiny_root_ro, model="cnn", features="logmel", folds=(1,),
+                              overrides=TINY_CNN), progress=False)
+    assert out.folds[0].proba.shape == (20, 10)
+    assert out.folds[0].history["epochs_run"] >= 1
+
+
+def test_predict_round_trip(tiny_root_ro, capsys, in_tmp):
+    args = ["run", "--model", "logreg", "--features", "mfcc-mean", "--data", str(tiny_root_ro),
+            "--folds", "1", "--save-model", "--jobs", "1"]
+    assert run_cli(*args) == 0
+    out = capsys.readouterr().out
+    run_id = out.split("MLflow run ")[1].split(";")[0]
+    clip = sorted((tiny_root_ro / "audio" / "fold2").iterdir())[0]
+    bad = in_tmp / "bad.wav"
+    bad.write_text("not audio")
+    assert run_cli("predict", str(clip), str(bad), "--run", run_id) == 2
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith(f"{clip}: ") and len(lines[0].split("  ")) == 3
+    names = [part.rsplit(" ", 1)[0].split(": ")[-1] for part in lines[0].split("  ")]
+    assert set(names) <= set(pd.read_csv(tiny_root_ro / "metadata" / "UrbanSound8K.csv")["class"])
+    assert lines[1] == f"{bad}: error: Could not decode {bad}: Format not recognised."
+
+
+def test_predict_unknown_run(capsys):
+    assert run_cli("predict", "x.wav", "--run", "0123abcd") == 2
+    assert "No MLflow run '0123abcd'" in capsys.readouterr().err
+
+
+def test_unreachable_tracking_server_keeps_the_local_result(tiny_root_ro, caplog):
+    caplog.set_level("WARNING", logger="usbench")
+    out = run_experiment(_cfg(tiny_root_ro, folds=(1,), tracking_uri="http://127.0.0.1:9"),
+                         progress=False)
+    assert out.run_id is None
+    local = json.loads((out.folder / "result.json").read_text())
+    assert local["metrics"]["accuracy"] == pytest.approx(out.scores.accuracy)
+    warning = [r.getMessage() for r in caplog.records if r.name == "usbench"]
+    assert warning and warning[0].startswith("warning: could not log to MLflow at "
+                                             "http://127.0.0.1:9 (connection refused).")
+    assert warning[0].endswith(f"The result is kept in {out.folder}.")
+
+
+def _error(capsys, *argv):
+    assert run_cli(*argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    return err[0].removeprefix("usbench: error: ")
+
+
+def test_unknown_model(capsys):
+    assert _error(capsys, "run", "--model", "mpl", "--features", "mfcc-stats") == (
+        "Unknown model 'mpl'. Did you mean 'mlp'? Available: cnn, logreg, mlp, rf.")
+
+
+def test_model_feature_mismatch_is_refused_before_any_work(capsys, isolated_cache):
+    assert _error(capsys, "run", "--model", "cnn", "--features", "mfcc-stats") == (
+        "Model 'cnn' needs matrix features but 'mfcc-stats' gives vectors. Use --features logmel.")
+    assert not isolated_cache.exists()  # nothing generated, nothing extracted
+
+
+def test_fold_without_clips(capsys, tiny_root_ro):
+    msg = _error(capsys, "run", "--model", "logreg", "--features", "mfcc-mean", "--data",
+                 str(tiny_root_ro), "--folds", "3,11")
+    assert msg == ("--folds names fold 11, which has no clips. Folds with clips: "
+                   "1, 2, 3, 4, 5, 6, 7, 8, 9, 10.")
+
+
+def test_test_fold_with_empty_training_set(capsys, tiny_root):
+    for fold in range(1, 11):
+        if fold != 3:
+            for f in (tiny_root / "audio" / f"fold{fold}").iterdir():
+                f.unlink()
+    msg = _error(capsys, "run", "--model", "logreg", "--features", "mfcc-mean", "--data",
+                 str(tiny_root), "--allow-missing", "--folds", "3")
+    assert msg.startswith("Testing fold 3 leaves no training data: it is the only fold with "
+                          "clips.")
+
+
+def test_set_unknown_key(capsys):
+    msg = _error(capsys, "run", "--model", "logreg", "--features", "mfcc-stats", "--set",
+                 "class_wieght=balanced")
+    assert msg == ("Unknown parameter 'class_wieght' for model 'logreg'. Did you mean "
+                   "'class_weight'? Valid: C, class_weight, max_iter.")
+
+
+def test_set_wrong_type(capsys):
+    msg = _error(capsys, "run", "--model", "mlp", "--features", "mfcc-stats", "--set",
+                 "epochs=ten")
+    assert msg == ("Parameter 'epochs' of model 'mlp' must be an int >= 1, got 'ten'. "
+                   "Example: --set epochs=100")
+
+
+def test_non_finite_features_name_the_clips():
+    X = np.ones((4, 3), np.float32)
+    X[1, 2], X[3, 0] = np.nan, np.inf
+    with pytest.raises(FeatureError) as err:
+        check_finite(X, ["a.wav", "b.wav", "c.wav", "d.wav"])
+    assert str(err.value) == ("2 clip(s) have NaN or infinite feature values (first: b.wav, "
+                              "d.wav). Check those files, or rebuild the cache entry.")
+
+
+def test_config_file_then_flags(tiny_root_ro, tmp_path, capsys):
+    cfg = tmp_path / "run.toml"
+    cfg.write_text(f'data = "{tiny_root_ro}"\nfolds = [2]\nseed = 3\n[params]\nC = 0.5\n')
+    assert run_cli("run", "--model", "logreg", "--features", "mfcc-mean", "--config", str(cfg),
+                   "--set", "C=0.25", "--jobs", "1") == 0
+    folder = capsys.readouterr().out.split("local record: ")[1].split()[0]
+    config = json.loads((tmp_path / folder / "result.json").read_text())
+    assert config["params"]["model.params.C"] == 0.25
+    assert config["params"]["seed"] == 3 and config["params"]["folds"] == "2"
+
+
+def test_bad_config_file():
+    from usbench.config import load_config_file
+
+    with pytest.raises(ConfigError, match=r"^Config file nope\.toml not found\."):
+        load_config_file("nope.toml")
+
+
+def test_fold_error_is_a_usbench_error():
+    assert issubclass(FoldError, Exception)
