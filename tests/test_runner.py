@@ -99,9 +99,12 @@ def test_cnn_runs_on_logmel(tiny_root_ro):
     assert out.folds[0].history["epochs_run"] >= 1
 
 
-def test_predict_round_trip(tiny_root_ro, capsys, in_tmp):
-    args = ["run", "--model", "logreg", "--features", "mfcc-mean", "--data", str(tiny_root_ro),
+@pytest.mark.parametrize(("model", "overrides"), [("logreg", ()), ("mlp", TINY_MLP)])
+def test_predict_round_trip(tiny_root_ro, capsys, in_tmp, model, overrides):
+    args = ["run", "--model", model, "--features", "mfcc-mean", "--data", str(tiny_root_ro),
             "--folds", "1", "--save-model", "--jobs", "1"]
+    for key, value in overrides:
+        args += ["--set", f"{key}={value}"]
     assert run_cli(*args) == 0
     out = capsys.readouterr().out
     run_id = out.split("MLflow run ")[1].split(";")[0]

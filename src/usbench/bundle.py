@@ -7,6 +7,7 @@ Folder layout (logged as the run's ``model/`` artifacts): ``estimator.joblib``,
 
 from __future__ import annotations
 
+import importlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ def save(folder: Path, estimator, meta: dict) -> Path:
     import joblib
 
     folder.mkdir(parents=True, exist_ok=True)
+    meta = {**meta, "estimator_module": type(estimator).__module__}
     joblib.dump(estimator, folder / ESTIMATOR)
     (folder / META).write_text(json.dumps(meta, indent=2, default=str) + "\n")
     return folder
@@ -43,6 +45,10 @@ def load(folder: Path) -> Bundle:
 
     try:
         meta = json.loads((folder / META).read_text())
+        # A model family may need its runtime set up before unpickling (Keras: a quiet import).
+        module = importlib.import_module(meta["estimator_module"])
+        if hasattr(module, "before_unpickle"):
+            module.before_unpickle()
         estimator = joblib.load(folder / ESTIMATOR)
     except FileNotFoundError as exc:
         raise ConfigError(
