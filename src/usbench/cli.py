@@ -115,6 +115,32 @@ def build_parser() -> argparse.ArgumentParser:
                      help="also fit on all present folds and log the model for `predict`")
     run.set_defaults(func=cmd_run)
 
+    sw = sub.add_parser("sweep", help="Optuna search of a model family under the fold protocol")
+    sw.add_argument("--model", required=True, metavar="NAME")
+    sw.add_argument("--features", required=True, metavar="NAME")
+    sw.add_argument("--trials", required=True, type=int, metavar="N",
+                    help="finished trials the study should hold; a re-run adds the difference")
+    sw.add_argument("--timeout", type=float, metavar="S", help="stop starting trials after S s")
+    sw.add_argument("--study", metavar="NAME",
+                    help="study name (default: <dataset>-<model>-<features>)")
+    sw.add_argument("--storage", metavar="URI",
+                    help="Optuna storage (default: sqlite:///results/optuna.db; also "
+                         "postgresql+psycopg2://... or journal:///file.log)")
+    sw.add_argument("--workers", type=int, default=1, metavar="N",
+                    help="processes on this machine sharing the study (default 1)")
+    sw.add_argument("--nested", action="store_true",
+                    help="select on inner folds for each outer test fold (unbiased estimate)")
+    sw.add_argument("--pruner", choices=["median", "none"], default="median")
+    sw.add_argument("--seed", type=int, default=0)
+    sw.add_argument("--set", action="append", default=[], type=_key_value, metavar="KEY=VALUE",
+                    dest="overrides", help="hold a hyper-parameter fixed in every trial")
+    _add_data_args(sw)
+    sw.add_argument("--experiment", metavar="NAME", help="MLflow experiment (default: dataset)")
+    sw.add_argument("--tracking-uri", metavar="URI")
+    sw.add_argument("--jobs", type=_positive_int, metavar="N",
+                    help="feature-extraction workers (default: one per core)")
+    sw.set_defaults(func=cmd_sweep)
+
     pred = sub.add_parser("predict", help="classify clips with a model saved by a run")
     pred.add_argument("clips", nargs="+", metavar="CLIP.wav")
     pred.add_argument("--run", required=True, metavar="RUN_ID",
@@ -235,6 +261,44 @@ def cmd_run(args: argparse.Namespace) -> int:
         from usbench.tracking import ui_command
 
         print(f"MLflow run {out.run_id}; open the UI with: {ui_command(out.tracking_uri)}")
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from usbench.config import DataConfig, SweepConfig
+    from usbench.runner import check_model
+    from usbench.sweep import sweep
+
+    cfg = SweepConfig(data=DataConfig(dataset=args.dataset, root=args.data,
+                                      allow_missing=args.allow_missing),
+                      model=args.model, features=args.features, trials=args.trials,
+                      timeout=args.timeout, study=args.study, storage=args.storage,
+                      workers=args.workers, nested=args.nested, pruner=args.pruner,
+                      seed=args.seed, experiment=args.experiment,
+                      tracking_uri=args.tracking_uri, jobs=args.jobs,
+                      overrides=tuple(sorted(dict(args.overrides).items())))
+    check_model(cfg.model, cfg.features, dict(cfg.overrides))
+    out = sweep(cfg)
+    print()
+    folds = "  ".join(f"{f}:{a:.3f}" for f, a in sorted(out.fold_accuracy.items()))
+    if out.selection == "nested":
+        s = out.nested_run.scores
+        print(f"nested estimate (each outer fold tested with parameters selected on the other "
+              f"folds): accuracy {s.accuracy:.3f} ± {s.accuracy_std:.3f}, macro-F1 "
+              f"{s.macro_f1:.3f}")
+        print(f"outer folds: {folds}")
+        for fold, params in sorted(out.best_params.items()):
+            print(f"  fold {fold}: {params}")
+        print(f"local record: {out.nested_run.folder}")
+    else:
+        print(f"study '{out.study_name}' in {out.storage}: {out.n_trials} finished trials")
+        print(f"best accuracy {out.best_value:.3f} (selected on CV: the same folds chose and "
+              "scored it; use --nested for an unbiased estimate)")
+        print(f"best parameters: {out.best_params}")
+        print(f"per-fold accuracy: {folds}")
+        print(f"reproduce with: {out.reproduce}")
+    if out.parent_run_id:
+        print(f"MLflow sweep run {out.parent_run_id} (trials are its nested runs)")
     return 0
 
 

@@ -106,3 +106,41 @@ class RunConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SweepConfig:
+    """One ``usbench sweep``: an Optuna study over a model family's search space.
+
+    Attributes:
+        data, features, model, seed, experiment, tracking_uri, jobs: as in RunConfig.
+        trials: total finished trials the study should hold (a re-run adds the difference).
+        timeout: stop starting trials after this many seconds (None: no limit).
+        study: study name (None: derived from dataset, model and features).
+        storage: Optuna storage URL (None: ``sqlite:///results/optuna.db``);
+            ``journal:///path/to/file.log`` selects a journal file.
+        workers: processes on this machine sharing the study.
+        nested: select on inner folds for each outer test fold (an unbiased estimate).
+        pruner: ``median`` (stop poor trials after a few folds) or ``none``.
+        overrides: ``--set`` parameters held fixed in every trial (they win over the search
+            space).
+    """
+
+    data: DataConfig = DataConfig()
+    features: str = "mfcc-stats"
+    model: str = "rf"
+    overrides: tuple[tuple[str, str], ...] = ()
+    trials: int = 20
+    timeout: float | None = None
+    study: str | None = None
+    storage: str | None = None
+    workers: int = 1
+    nested: bool = False
+    pruner: str = "median"
+    seed: int = 0
+    experiment: str | None = None
+    tracking_uri: str | None = None
+    jobs: int | None = None
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from usbench.cache import FeatureMatrix, FeatureStore, features_key, key_inputs
 from usbench.config import BuildConfig
@@ -117,8 +117,41 @@ def build_features(cfg: BuildConfig, *, progress: bool = True,
 
 
 @dataclass(frozen=True)
+class Inputs:
+    """What every evaluation of one (dataset, feature set) shares: loaded once.
+
+    Attributes:
+        X: float32, shape (n_clips, *feature shape); y, folds, recordings: shape (n_clips,).
+    """
+
+    built: BuiltFeatures
+    X: object = field(repr=False)
+    y: object = field(repr=False)
+    folds: object = field(repr=False)
+    recordings: object = field(repr=False)
+    clip_ids: list = field(repr=False, default_factory=list)
+
+    @property
+    def dataset(self) -> Dataset:
+        return self.built.dataset
+
+    @property
+    def partial(self) -> bool:
+        return self.built.dataset.partial or bool(self.built.matrix.bad)
+
+    def subset(self, mask) -> Inputs:
+        """The rows where `mask` is True (e.g. every fold but a nested outer test fold)."""
+        import numpy as np
+
+        keep = np.flatnonzero(mask)
+        return replace(self, X=self.X[keep], y=self.y[keep], folds=self.folds[keep],
+                       recordings=self.recordings[keep],
+                       clip_ids=[self.clip_ids[i] for i in keep])
+
+
+@dataclass(frozen=True)
 class RunOutcome:
-    """A finished run: its scores, the local record folder and the MLflow run id (or None)."""
+    """A recorded evaluation: scores, the local record folder and the MLflow run id (or None)."""
 
     config_id: str
     scores: object
@@ -129,14 +162,12 @@ class RunOutcome:
     partial: bool
 
 
-def _versions(keras: bool) -> dict[str, str]:
+def _versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
-    names = ["usbench", "numpy", "scikit-learn", "librosa", "soundfile"]
-    if keras:
-        names += ["tensorflow-cpu", "tensorflow", "keras"]
     out = {}
-    for name in names:
+    for name in ("usbench", "numpy", "scikit-learn", "librosa", "soundfile", "tensorflow-cpu",
+                 "tensorflow", "keras", "optuna"):
         try:
             out[name] = version(name)
         except PackageNotFoundError:
@@ -170,93 +201,132 @@ def check_finite(X, clip_ids: list[str]) -> None:
         )
 
 
-def prepare_model(cfg):
-    """Resolve the model family, its typed parameters, and check it fits the feature set.
+def check_model(model: str, features: str, overrides: dict | None = None):
+    """Resolve a model family and its typed parameters; check it fits the feature set.
 
     Everything here is checked before any audio is read or any model is fitted.
+
+    Returns:
+        (spec, params).
     """
     from usbench.errors import ConfigError
     from usbench.features import FEATURES, get_feature_set
     from usbench.models import MODELS, get_model
 
-    MODELS.check(cfg.model)
-    FEATURES.check(cfg.features)
-    spec = get_model(cfg.model)
-    fs = get_feature_set(cfg.features)
+    MODELS.check(model)
+    FEATURES.check(features)
+    spec = get_model(model)
+    fs = get_feature_set(features)
     if spec.input_kind != fs.kind:
         matching = [n for n in FEATURES if get_feature_set(n).kind == spec.input_kind]
         raise ConfigError(
-            f"Model '{cfg.model}' needs {spec.input_kind} features but '{cfg.features}' gives "
+            f"Model '{model}' needs {spec.input_kind} features but '{features}' gives "
             f"{fs.kind}s. Use --features {' or '.join(matching)}."
         )
-    overrides = {k.removeprefix("model.params."): v for k, v in cfg.overrides}
+    overrides = {k.removeprefix("model.params."): v for k, v in (overrides or {}).items()}
     return spec, spec.params(overrides)
 
 
-def run_experiment(cfg, *, progress: bool = True) -> RunOutcome:
-    """Evaluate one configuration under leave-one-fold-out, record it locally, log it.
+def prepare_model(cfg):
+    """``check_model`` for a RunConfig."""
+    return check_model(cfg.model, cfg.features, dict(cfg.overrides))
 
-    Args:
-        cfg: a RunConfig.
-    """
+
+def load_inputs(data, features: str, *, jobs: int | None = None,
+                progress: bool = True) -> Inputs:
+    """Open the dataset, load (or build) its features, and check them."""
     import numpy as np
 
-    from usbench import cv, metrics, outputs, tracking
-    from usbench.config import BuildConfig, fingerprint
+    from usbench.config import BuildConfig
+
+    built = build_features(BuildConfig(data=data, features=features, jobs=jobs),
+                           progress=progress)
+    m = built.matrix
+    check_finite(m.X, m.clip_ids)
+    clips = built.dataset.clips.set_index("clip_id").loc[m.clip_ids]
+    return Inputs(built=built, X=np.asarray(m.X, dtype=np.float32),
+                  y=clips["class_id"].to_numpy(), folds=clips["fold"].to_numpy(),
+                  recordings=clips["recording"].to_numpy(), clip_ids=list(m.clip_ids))
+
+
+def evaluate(spec, params: dict, inp: Inputs, *, seed: int, test_folds=None, on_fold=None):
+    """Leave-one-fold-out of one configuration on `inp`: a list of FoldResult."""
+    from usbench import cv
     from usbench.models.base import BuildContext
+
+    ctx = BuildContext(n_classes=len(inp.dataset.classes), input_shape=inp.X.shape[1:],
+                       seed=seed)
+    return cv.leave_one_fold_out(lambda fold: spec.build(params, ctx), inp.X, inp.y, inp.folds,
+                                 inp.recordings, len(inp.dataset.classes),
+                                 test_folds=test_folds, on_fold=on_fold)
+
+
+def log_fold(r) -> None:
+    log.info(f"fold {r.fold:>2}: {len(r.test_index):>5} test clips, {r.n_train:>5} train  "
+             f"accuracy {r.accuracy:.3f}  (fit {r.fit_seconds:.1f} s)")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecordSpec:
+    """How to file one evaluation in MLflow and under ``results/runs/``.
+
+    Attributes:
+        kind: ``run``, ``sweep`` or ``trial`` (tag ``usbench.kind``).
+        selection: how the configuration was chosen (tag ``usbench.selection``): ``single
+            run``, ``selected on CV`` or ``nested``.
+        parent_run_id: MLflow parent (sweep) run of a trial.
+        extra_tags: more tags (e.g. the Optuna study and trial number).
+    """
+
+    tracking_uri: str | None = None
+    experiment: str | None = None
+    kind: str = "run"
+    selection: str = "single run"
+    parent_run_id: str | None = None
+    extra_tags: dict = field(default_factory=dict)
+
+
+def record(*, model: str, features: str, params: dict, seed: int, inp: Inputs, results: list,
+           how: RecordSpec, config: dict, final_estimator=None) -> RunOutcome:
+    """Write the local record of an evaluation, then log it to MLflow.
+
+    Args:
+        final_estimator: a model fitted on all present folds, saved for ``usbench predict``.
+    """
+    import json
+
+    from usbench import metrics, outputs, tracking
+    from usbench.config import fingerprint
     from usbench.paths import results_dir
 
-    spec, params = prepare_model(cfg)
-    built = build_features(BuildConfig(data=cfg.data, features=cfg.features, jobs=cfg.jobs),
-                           progress=progress)
-    ds, m = built.dataset, built.matrix
-    check_finite(m.X, m.clip_ids)
-    clips = ds.clips.set_index("clip_id").loc[m.clip_ids]
-    X = np.asarray(m.X, dtype=np.float32)
-    y = clips["class_id"].to_numpy()
-    folds = clips["fold"].to_numpy()
-    recordings = clips["recording"].to_numpy()
-    test_folds = cv.check_folds(folds, cfg.folds)
-    partial = ds.partial or bool(m.bad)
-    config_id = fingerprint({"dataset": ds.fingerprint(), "features_key": m.key,
-                             "model": cfg.model, "params": params, "folds": test_folds,
-                             "seed": cfg.seed})
-
-    def make(fold: int):
-        ctx = BuildContext(n_classes=len(ds.classes), input_shape=X.shape[1:], seed=cfg.seed)
-        return spec.build(params, ctx)
-
-    def report(r) -> None:
-        log.info(f"fold {r.fold:>2}: {len(r.test_index):>5} test clips, {r.n_train:>5} train  "
-                 f"accuracy {r.accuracy:.3f}  (fit {r.fit_seconds:.1f} s)")
-
-    log.info(f"{cfg.model} on {cfg.features}, {ds.name}: leave-one-fold-out over folds "
-             f"{', '.join(map(str, test_folds))}")
-    results = cv.leave_one_fold_out(make, X, y, folds, recordings, len(ds.classes),
-                                    test_folds=test_folds, on_fold=report)
+    ds, m = inp.dataset, inp.built.matrix
+    test_folds = [r.fold for r in results]
     scores = metrics.score(results, ds.classes)
-
+    config_id = fingerprint({"dataset": ds.fingerprint(), "features_key": m.key,
+                             "model": model, "params": params, "folds": test_folds,
+                             "seed": seed})
     results_root = results_dir()
-    uri = cfg.tracking_uri or tracking.default_tracking_uri(results_root)
-    experiment = cfg.experiment or ds.name
+    uri = how.tracking_uri or tracking.default_tracking_uri(results_root)
+    experiment = how.experiment or ds.name
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    run_name = f"{cfg.model}-{cfg.features}-{config_id[:6]}-{stamp}"
-    keras = spec.name in ("mlp", "cnn")
-    run_params = {"model": cfg.model, "features": cfg.features, "dataset": ds.name,
-                  "folds": ",".join(map(str, test_folds)), "seed": cfg.seed,
+    run_name = f"{model}-{features}-{config_id[:6]}-{stamp}"
+    if how.kind == "trial" and "usbench.trial" in how.extra_tags:
+        run_name = f"trial-{how.extra_tags['usbench.trial']}-{run_name}"
+    run_params = {"model": model, "features": features, "dataset": ds.name,
+                  "folds": ",".join(map(str, test_folds)), "seed": seed,
                   **{f"model.params.{k}": v for k, v in params.items()},
-                  **{f"features.{k}": v for k, v in built.feature_set.spec().items()}}
-    fit_s = sum(r.fit_seconds for r in results)
-    pred_s = sum(r.predict_seconds for r in results)
+                  **{f"features.{k}": v for k, v in inp.built.feature_set.spec().items()}}
     run_metrics = {"accuracy": scores.accuracy, "accuracy_std": scores.accuracy_std,
-                   "macro_f1": scores.macro_f1, "fit_seconds": fit_s, "predict_seconds": pred_s,
-                   **{f"recall.{c}": v for c, v in scores.class_recall.items()
-                      if v == v}}
+                   "macro_f1": scores.macro_f1,
+                   "fit_seconds": sum(r.fit_seconds for r in results),
+                   "predict_seconds": sum(r.predict_seconds for r in results),
+                   **{f"recall.{c}": v for c, v in scores.class_recall.items() if v == v}}
     tags = {"usbench.config_id": config_id, "usbench.features_key": m.key,
             "usbench.dataset_fingerprint": ds.fingerprint(), "usbench.dataset": ds.name,
-            "usbench.partial": str(partial).lower(), "usbench.kind": "run",
-            "usbench.selection": "single run", "usbench.git_commit": _git_commit(),
-            **{f"usbench.version.{k}": v for k, v in _versions(keras).items()}}
+            "usbench.partial": str(inp.partial).lower(), "usbench.kind": how.kind,
+            "usbench.selection": how.selection, "usbench.git_commit": _git_commit(),
+            **{f"usbench.version.{k}": v for k, v in _versions().items()},
+            **{k: str(v) for k, v in how.extra_tags.items()}}
     result = {
         "config_id": config_id, "run_name": run_name, "params": run_params,
         "metrics": run_metrics, "tags": tags, "classes": list(ds.classes),
@@ -266,27 +336,50 @@ def run_experiment(cfg, *, progress: bool = True) -> RunOutcome:
                   for r in results],
         "tracking_uri": uri, "experiment": experiment, "mlflow_run_id": None,
     }
-    folder = outputs.write_run(results_root / "runs" / run_name, result, cfg.to_dict(),
-                               results, scores, ds.classes, m.clip_ids)
-    if cfg.save_model:
+    folder = outputs.write_run(results_root / "runs" / run_name, result, config, results,
+                               scores, ds.classes, inp.clip_ids)
+    if final_estimator is not None:
         from usbench import bundle
 
-        log.info(f"--save-model: fitting {cfg.model} on all {len(y):,} clips of the present folds")
-        final = make(0)
-        final.fit(X, y, groups=recordings)
-        bundle.save(folder / "model", final, {
-            "model": cfg.model, "params": params, "classes": list(ds.classes),
-            "feature_spec": built.feature_set.spec(), "config_id": config_id,
-            "features_key": m.key, "trained_on_folds": sorted(set(folds.tolist())),
+        bundle.save(folder / "model", final_estimator, {
+            "model": model, "params": params, "classes": list(ds.classes),
+            "feature_spec": inp.built.feature_set.spec(), "config_id": config_id,
+            "features_key": m.key, "trained_on_folds": sorted(set(inp.folds.tolist())),
         })
     run_id = tracking.log_run(uri, results_root / "mlartifacts", tracking.RunLog(
         experiment=experiment, run_name=run_name, params=run_params, metrics=run_metrics,
         step_metrics={"fold_accuracy": [(r.fold, r.accuracy) for r in results]},
-        tags=tags, artifacts=folder))
+        tags=tags, artifacts=folder, parent_run_id=how.parent_run_id))
     if run_id:
-        import json
-
         result["mlflow_run_id"] = run_id
         (folder / "result.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
     return RunOutcome(config_id=config_id, scores=scores, folds=results, folder=folder,
-                      run_id=run_id, tracking_uri=uri, partial=partial)
+                      run_id=run_id, tracking_uri=uri, partial=inp.partial)
+
+
+def fit_final(spec, params: dict, inp: Inputs, *, seed: int):
+    """One model fitted on every present fold (for ``usbench predict``; never scored)."""
+    from usbench.models.base import BuildContext
+
+    log.info(f"--save-model: fitting {spec.name} on all {len(inp.y):,} clips of the present "
+             "folds")
+    ctx = BuildContext(n_classes=len(inp.dataset.classes), input_shape=inp.X.shape[1:],
+                       seed=seed)
+    return spec.build(params, ctx).fit(inp.X, inp.y, groups=inp.recordings)
+
+
+def run_experiment(cfg, *, progress: bool = True) -> RunOutcome:
+    """``usbench run``: evaluate one configuration under leave-one-fold-out, record, log."""
+    from usbench import cv
+
+    spec, params = prepare_model(cfg)
+    inp = load_inputs(cfg.data, cfg.features, jobs=cfg.jobs, progress=progress)
+    test_folds = cv.check_folds(inp.folds, cfg.folds)
+    log.info(f"{cfg.model} on {cfg.features}, {inp.dataset.name}: leave-one-fold-out over "
+             f"folds {', '.join(map(str, test_folds))}")
+    results = evaluate(spec, params, inp, seed=cfg.seed, test_folds=test_folds,
+                       on_fold=log_fold)
+    final = fit_final(spec, params, inp, seed=cfg.seed) if cfg.save_model else None
+    return record(model=cfg.model, features=cfg.features, params=params, seed=cfg.seed,
+                  inp=inp, results=results, config=cfg.to_dict(), final_estimator=final,
+                  how=RecordSpec(tracking_uri=cfg.tracking_uri, experiment=cfg.experiment))

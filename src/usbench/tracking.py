@@ -149,3 +149,44 @@ def download_model(uri: str, run_id: str, dest: Path) -> Path:
             f"Run {run_id} has no saved model. Re-run it with `usbench run ... --save-model`."
         )
     return Path(client.download_artifacts(run_id, "model", str(dest)))
+
+
+def start_parent(uri: str, artifact_root: Path, experiment: str, run_name: str,
+                 params: dict, tags: dict[str, str]) -> str | None:
+    """Open a parent run (a sweep) that trial runs nest under; None if tracking fails."""
+    try:
+        _quiet_mlflow()
+        from mlflow.entities import Param, RunTag
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri=uri)
+        exp_id = _experiment_id(client, experiment, artifact_root)
+        run_id = client.create_run(exp_id, run_name=run_name, tags=tags).info.run_id
+        client.log_batch(run_id, params=[Param(k, str(v)[:6000]) for k, v in params.items()],
+                         tags=[RunTag(k, v) for k, v in tags.items()])
+        return run_id
+    except Exception as exc:
+        log.warning(f"warning: could not log to MLflow at {uri} ({_reason(exc)}). "
+                    "Trials are still kept in the Optuna storage and under results/runs/.")
+        return None
+
+
+def finish_parent(uri: str, run_id: str, metrics: dict[str, float], tags: dict[str, str],
+                  artifacts: Path | None, status: str = "FINISHED") -> None:
+    """Log a sweep's summary to its parent run and close it."""
+    try:
+        _quiet_mlflow()
+        import time
+
+        from mlflow.entities import Metric, RunTag
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri=uri)
+        now = int(time.time() * 1000)
+        client.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()],
+                         tags=[RunTag(k, str(v)[:5000]) for k, v in tags.items()])
+        if artifacts is not None:
+            client.log_artifacts(run_id, str(artifacts))
+        client.set_terminated(run_id, status)
+    except Exception as exc:
+        log.warning(f"warning: could not finish MLflow run {run_id} at {uri} ({_reason(exc)}).")

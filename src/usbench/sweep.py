@@ -1,0 +1,391 @@
+"""The Optuna study and objective of ``usbench sweep``.
+
+Each trial is one full leave-one-fold-out evaluation by the same engine as ``usbench run``;
+every fold's accuracy is reported as an intermediate value (step = position of the fold), so a
+pruner stops poor trials after a few folds. Features are loaded once per process.
+
+Storage: ``sqlite:///results/optuna.db`` by default (never MLflow's file), any RDB URL
+(``postgresql+psycopg2://...`` for several hosts) or ``journal:///path/file.log``. A study
+records the model, feature set and dataset it was made for and refuses any other. ``--trials
+N`` asks for N finished trials in all: a re-run adds the difference, and a killed sweep keeps
+every finished trial (stale running trials are failed through Optuna's heartbeat).
+
+Selection: a plain sweep's best value was chosen on the same folds it is scored on and is
+labelled "selected on CV". ``--nested`` runs, for each outer test fold, a study on the other
+folds only (inner leave-one-fold-out), refits the best parameters on all training folds and
+tests on the outer fold: an unbiased estimate, labelled "nested".
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import tempfile
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from usbench.config import SweepConfig
+from usbench.errors import ConfigError
+from usbench.runner import Inputs, RecordSpec
+
+log = logging.getLogger("usbench")
+
+FINISHED = ("COMPLETE", "PRUNED", "FAIL")
+HEARTBEAT_S = 10
+
+
+def _quiet_optuna() -> None:
+    import warnings
+
+    import optuna
+
+    # Heartbeats and the matplotlib plots are marked experimental; they are used on purpose.
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def default_storage(results: Path) -> str:
+    return f"sqlite:///{(results / 'optuna.db').resolve()}"
+
+
+def open_storage(url: str):
+    """An Optuna storage for `url`, checked to be reachable before any trial runs.
+
+    Raises:
+        ConfigError: the URL is malformed or the storage cannot be reached.
+    """
+    import optuna
+
+    _quiet_optuna()
+    try:
+        if url.startswith("journal:"):
+            from optuna.storages.journal import JournalFileBackend
+
+            path = Path(url.removeprefix("journal:").removeprefix("//"))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        return optuna.storages.RDBStorage(
+            url, heartbeat_interval=HEARTBEAT_S, grace_period=3 * HEARTBEAT_S,
+            engine_kwargs={"pool_pre_ping": True},
+        )
+    except Exception as exc:
+        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else repr(exc)
+        raise ConfigError(
+            f"Cannot open the Optuna storage {url} ({reason}). Check --storage: "
+            "sqlite:///path.db, postgresql+psycopg2://user:pw@host/db or journal:///path.log."
+        ) from None
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a study is for; stored as study user attributes and checked on resume."""
+
+    model: str
+    features: str
+    dataset: str
+    dataset_fingerprint: str
+    folds: str
+    nested_outer: int | None = None
+
+    def attrs(self) -> dict:
+        return {f"usbench.{k}": v for k, v in self.__dict__.items()}
+
+
+def load_study(name: str, storage, target: Target, seed: int, pruner: str, worker: int = 0):
+    """Create or resume the study `name`, refusing one made for another target."""
+    import optuna
+
+    _quiet_optuna()
+    sampler = optuna.samplers.TPESampler(seed=seed + worker)
+    prune = (optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2)
+             if pruner == "median" else optuna.pruners.NopPruner())
+    study = optuna.create_study(study_name=name, storage=storage, direction="maximize",
+                                sampler=sampler, pruner=prune, load_if_exists=True)
+    attrs = study.user_attrs
+    if not attrs:
+        for k, v in target.attrs().items():
+            study.set_user_attr(k, v)
+        return study
+    mismatch = {k: (attrs.get(k), v) for k, v in target.attrs().items() if attrs.get(k) != v}
+    if mismatch:
+        key, (was, now) = next(iter(mismatch.items()))
+        raise ConfigError(
+            f"Study '{name}' was created for {key.removeprefix('usbench.')} {was!r}, not "
+            f"{now!r}. Pass another --study name (or the matching settings) to keep both."
+        )
+    return study
+
+
+def finished_trials(study) -> int:
+    import optuna
+
+    states = tuple(getattr(optuna.trial.TrialState, s) for s in FINISHED)
+    return len(study.get_trials(deepcopy=False, states=states))
+
+
+@dataclass
+class Objective:
+    """One trial = one leave-one-fold-out evaluation; logged as a nested MLflow run."""
+
+    cfg: SweepConfig
+    inp: Inputs
+    test_folds: list[int]
+    parent_run_id: str | None
+    selection: str = "selected on CV"
+
+    def __call__(self, trial) -> float:
+        import optuna
+
+        from usbench.runner import check_model, evaluate, record
+
+        spec, base = check_model(self.cfg.model, self.cfg.features)
+        fixed = spec.params(dict(self.cfg.overrides))
+        fixed = {k: v for k, v in fixed.items() if k in dict(self.cfg.overrides)}
+        params = spec.params({**base, **spec.search_space(trial), **fixed})
+        done = []
+
+        def report(r) -> None:
+            done.append(r)
+            trial.report(r.accuracy, step=len(done) - 1)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"pruned after fold {r.fold}")
+
+        state, error = "complete", None
+        try:
+            evaluate(spec, params, self.inp, seed=self.cfg.seed, test_folds=self.test_folds,
+                     on_fold=report)
+        except optuna.TrialPruned:
+            state = "pruned"
+            raise
+        except Exception as exc:
+            state, error = "failed", f"{type(exc).__name__}: {exc}"
+            trial.set_user_attr("error", error[:2000])
+            raise
+        finally:
+            trial.set_user_attr("fold_accuracy", {r.fold: r.accuracy for r in done})
+            trial.set_user_attr("params", params)
+            tags = {"usbench.study": trial.study.study_name, "usbench.trial": trial.number,
+                    "usbench.trial_state": state, **({"usbench.error": error[:500]}
+                                                     if error else {})}
+            if done:
+                record(model=self.cfg.model, features=self.cfg.features, params=params,
+                       seed=self.cfg.seed, inp=self.inp, results=done,
+                       config=self.cfg.to_dict(),
+                       how=RecordSpec(tracking_uri=self.cfg.tracking_uri,
+                                      experiment=self.cfg.experiment, kind="trial",
+                                      selection=self.selection,
+                                      parent_run_id=self.parent_run_id, extra_tags=tags))
+            log.info(f"trial {trial.number}: {state}"
+                     + (f", accuracy {np.mean([r.accuracy for r in done]):.3f} over "
+                        f"{len(done)} fold(s)" if done else "") + (f" ({error})" if error else ""))
+        return float(np.mean([r.accuracy for r in done]))
+
+
+def optimize(study, objective: Objective, n_trials: int, timeout: float | None) -> None:
+    """Run up to `n_trials` trials; a raising trial is recorded as failed and the sweep goes
+    on."""
+    if n_trials > 0:
+        study.optimize(objective, n_trials=n_trials, timeout=timeout, catch=(Exception,),
+                       gc_after_trial=True)
+
+
+def _worker(cfg: SweepConfig, name: str, storage_url: str, target: Target, n_trials: int,
+            test_folds: list[int], parent_run_id: str | None, worker: int) -> None:
+    """Body of an extra ``--workers`` process: load features from the cache, run trials."""
+    from usbench.runner import load_inputs
+
+    inp = load_inputs(cfg.data, cfg.features, jobs=cfg.jobs, progress=False)
+    study = load_study(name, open_storage(storage_url), target, cfg.seed, cfg.pruner, worker)
+    optimize(study, Objective(cfg, inp, test_folds, parent_run_id), n_trials, cfg.timeout)
+
+
+def run_study(cfg: SweepConfig, inp: Inputs, name: str, storage_url: str, target: Target,
+              test_folds: list[int], parent_run_id: str | None,
+              selection: str = "selected on CV"):
+    """Bring study `name` to ``cfg.trials`` finished trials, with ``cfg.workers`` processes.
+
+    Returns:
+        The study.
+    """
+    import multiprocessing
+
+    storage = open_storage(storage_url)
+    study = load_study(name, storage, target, cfg.seed, cfg.pruner)
+    todo = max(0, cfg.trials - finished_trials(study))
+    have = cfg.trials - todo
+    log.info(f"study '{name}': {have} finished trial(s), running {todo} more"
+             + (f" on {cfg.workers} workers" if cfg.workers > 1 and todo else ""))
+    shares = [todo // cfg.workers + (i < todo % cfg.workers) for i in range(cfg.workers)]
+    procs = []
+    ctx = multiprocessing.get_context("spawn")
+    for i, share in enumerate(shares[1:], start=1):
+        if share:
+            p = ctx.Process(target=_worker, args=(cfg, name, storage_url, target, share,
+                                                  test_folds, parent_run_id, i))
+            p.start()
+            procs.append(p)
+    try:
+        optimize(study, Objective(cfg, inp, test_folds, parent_run_id, selection), shares[0],
+                 cfg.timeout)
+    finally:
+        for p in procs:
+            p.join()
+    failed = [p.exitcode for p in procs if p.exitcode]
+    if failed:
+        log.warning(f"warning: {len(failed)} worker process(es) exited with an error; the "
+                    "study keeps every trial they finished. Re-run the same command to "
+                    "complete it.")
+    return study
+
+
+def _plots(study, folder: Path) -> list[str]:
+    """Optimisation history and parameter importances as PNG files in `folder`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from optuna.visualization import matplotlib as ovm
+
+    made = []
+    for name, plot in (("optimization_history", ovm.plot_optimization_history),
+                       ("param_importances", ovm.plot_param_importances)):
+        try:
+            ax = plot(study)
+            fig = ax.figure if hasattr(ax, "figure") else ax[0].figure
+            fig.set_size_inches(8, 5)
+            fig.savefig(folder / f"{name}.png", dpi=100, bbox_inches="tight")
+            plt.close(fig)
+            made.append(name)
+        except Exception as exc:  # too few finished trials for importances, for example
+            log.info(f"no {name} plot: {exc}")
+    return made
+
+
+@dataclass(frozen=True)
+class SweepOutcome:
+    """A finished sweep: the best trial (plain) or the outer-fold evaluation (nested)."""
+
+    study_name: str
+    storage: str
+    best_value: float
+    best_params: dict
+    fold_accuracy: dict
+    n_trials: int
+    reproduce: str
+    selection: str
+    parent_run_id: str | None
+    nested_run: object = None
+
+
+def reproduce_command(cfg: SweepConfig, params: dict, defaults: dict) -> str:
+    """The ``usbench run`` command that evaluates `params` again."""
+    parts = ["usbench", "run", "--model", cfg.model, "--features", cfg.features]
+    if cfg.data.root:
+        parts += ["--data", str(cfg.data.root)]
+    if cfg.data.allow_missing:
+        parts.append("--allow-missing")
+    for k, v in sorted(params.items()):
+        if defaults.get(k) != v:
+            text = ",".join(map(str, v)) if isinstance(v, tuple | list) else str(v)
+            parts += ["--set", f"{k}={text}"]
+    parts += ["--seed", str(cfg.seed)]
+    return shlex.join(parts)
+
+
+def sweep(cfg: SweepConfig, *, progress: bool = True) -> SweepOutcome:
+    """``usbench sweep``: find the best configuration of a family on a cached feature set."""
+    from usbench import cv, tracking
+    from usbench.paths import results_dir
+    from usbench.runner import check_model, load_inputs
+
+    if cfg.trials < 1:
+        raise ConfigError(f"--trials must be at least 1, got {cfg.trials}.")
+    if cfg.workers < 1:
+        raise ConfigError(f"--workers must be at least 1, got {cfg.workers}.")
+    spec, defaults = check_model(cfg.model, cfg.features, dict(cfg.overrides))
+    results = results_dir()
+    storage_url = cfg.storage or default_storage(results)
+    open_storage(storage_url)  # an unreachable storage fails here, before any work
+    inp = load_inputs(cfg.data, cfg.features, jobs=cfg.jobs, progress=progress)
+    ds = inp.dataset
+    folds = cv.check_folds(inp.folds, None)
+    name = cfg.study or f"{ds.name}-{cfg.model}-{cfg.features}" + ("-nested" if cfg.nested
+                                                                   else "")
+    target = Target(cfg.model, cfg.features, ds.name, ds.fingerprint(),
+                    ",".join(map(str, folds)))
+    uri = cfg.tracking_uri or tracking.default_tracking_uri(results)
+    selection = "nested" if cfg.nested else "selected on CV"
+    parent = tracking.start_parent(
+        uri, results / "mlartifacts", cfg.experiment or ds.name,
+        f"sweep-{name}-{time.strftime('%Y%m%d-%H%M%S')}",
+        {"model": cfg.model, "features": cfg.features, "dataset": ds.name,
+         "study": name, "storage": storage_url, "trials": cfg.trials, "seed": cfg.seed,
+         "nested": cfg.nested, "pruner": cfg.pruner, "workers": cfg.workers},
+        {"usbench.kind": "sweep", "usbench.selection": selection, "usbench.study": name,
+         "usbench.partial": str(inp.partial).lower(), "usbench.dataset": ds.name})
+    if cfg.nested:
+        return _nested(cfg, inp, name, storage_url, target, folds, defaults, spec, uri, parent)
+
+    study = run_study(cfg, inp, name, storage_url, target, folds, parent, selection)
+    best = study.best_trial
+    fold_acc = {int(k): v for k, v in best.user_attrs.get("fold_accuracy", {}).items()}
+    params = best.user_attrs["params"]  # the objective stores the resolved model parameters
+    outcome = SweepOutcome(
+        study_name=name, storage=storage_url, best_value=float(best.value),
+        best_params=params, fold_accuracy=fold_acc, n_trials=finished_trials(study),
+        reproduce=reproduce_command(cfg, params, defaults), selection=selection,
+        parent_run_id=parent)
+    if parent:
+        with tempfile.TemporaryDirectory(prefix="usbench-sweep-") as tmp:
+            _plots(study, Path(tmp))
+            tracking.finish_parent(uri, parent, {"best_accuracy": outcome.best_value,
+                                                 "n_trials": outcome.n_trials},
+                                   {"usbench.best_trial": best.number,
+                                    "usbench.best_params": params,
+                                    "usbench.reproduce": outcome.reproduce}, Path(tmp))
+    return outcome
+
+
+def _nested(cfg, inp, name, storage_url, target, folds, defaults, spec, uri, parent):
+    """For each outer fold: a study on the other folds, refit on them, test on the outer."""
+    from usbench import tracking
+    from usbench.runner import evaluate, log_fold, record
+
+    outer_results, chosen = [], {}
+    for outer in folds:
+        inner = inp.subset(inp.folds != outer)
+        inner_folds = [f for f in folds if f != outer]
+        log.info(f"outer fold {outer}: selecting on folds {', '.join(map(str, inner_folds))}")
+        study = run_study(cfg, inner, f"{name}-outer{outer}", storage_url,
+                          replace(target, folds=",".join(map(str, inner_folds)),
+                                  nested_outer=outer),
+                          inner_folds, parent, "nested")
+        best = study.best_trial
+        params = best.user_attrs["params"]
+        chosen[outer] = params
+        outer_results += evaluate(spec, params, inp, seed=cfg.seed, test_folds=[outer],
+                                  on_fold=log_fold)
+    outcome = record(model=cfg.model, features=cfg.features, params={"chosen_per_fold": "see "
+                     "nested_params.json"}, seed=cfg.seed, inp=inp, results=outer_results,
+                     config=cfg.to_dict(),
+                     how=RecordSpec(tracking_uri=cfg.tracking_uri, experiment=cfg.experiment,
+                                    kind="run", selection="nested", parent_run_id=parent,
+                                    extra_tags={"usbench.study": name}))
+    import json
+
+    (outcome.folder / "nested_params.json").write_text(
+        json.dumps({str(k): v for k, v in chosen.items()}, indent=2, default=str) + "\n")
+    acc = {r.fold: r.accuracy for r in outer_results}
+    if parent:
+        tracking.finish_parent(uri, parent, {"nested_accuracy": outcome.scores.accuracy,
+                                             "nested_accuracy_std": outcome.scores.accuracy_std},
+                               {"usbench.nested_run": outcome.run_id or ""}, outcome.folder)
+    return SweepOutcome(study_name=name, storage=storage_url,
+                        best_value=outcome.scores.accuracy, best_params=chosen,
+                        fold_accuracy=acc, n_trials=cfg.trials * len(folds), reproduce="",
+                        selection="nested", parent_run_id=parent, nested_run=outcome)

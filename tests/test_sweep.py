@@ -1,0 +1,200 @@
+"""`usbench sweep`: small sweeps of each family, resume, workers, nesting, bad input."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import optuna
+import pytest
+
+from tests.conftest import run_cli
+from usbench import sweep as sweep_mod
+from usbench.config import DataConfig, SweepConfig
+from usbench.errors import ConfigError
+from usbench.sweep import sweep
+
+FAST = {  # fixed parameters that keep every family's trials to a fraction of a second
+    "logreg": (),
+    "rf": (("n_estimators", "20"),),
+    "mlp": (("epochs", "2"), ("hidden_units", "8"), ("patience", "1")),
+    "cnn": (("epochs", "1"), ("filters", "2,2,2"), ("dense_units", "4"), ("patience", "1")),
+}
+
+
+@pytest.fixture(autouse=True)
+def in_tmp(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture(scope="module")
+def three_folds(tmp_path_factory):
+    """The tiny dataset cut to folds 1-3 (60 clips): 3-fold leave-one-fold-out."""
+    import shutil
+
+    from tests.conftest import TINY
+    from usbench.datasets.synthetic import generate
+
+    root = generate(tmp_path_factory.mktemp("three") / "root", TINY)
+    for fold in range(4, 11):
+        shutil.rmtree(root / "audio" / f"fold{fold}")
+        (root / "audio" / f"fold{fold}").mkdir()
+    return root
+
+
+def _cfg(root, model="logreg", **kw):
+    features = "logmel" if model == "cnn" else "mfcc-mean"
+    base = dict(data=DataConfig(root=str(root), allow_missing=True), model=model,
+                features=features, trials=3, jobs=1, overrides=FAST[model])
+    return SweepConfig(**{**base, **kw})
+
+
+def _study(in_tmp, name):
+    return optuna.load_study(study_name=name,
+                             storage=f"sqlite:///{in_tmp / 'results' / 'optuna.db'}")
+
+
+@pytest.mark.parametrize("model", ["logreg", "rf", "mlp", "cnn"])
+def test_small_sweep_of_each_family(three_folds, in_tmp, model):
+    out = sweep(_cfg(three_folds, model, trials=2), progress=False)
+    study = _study(in_tmp, out.study_name)
+    assert len(study.trials) == 2 and out.n_trials == 2
+    assert out.best_value == pytest.approx(max(t.value for t in study.trials
+                                               if t.value is not None))
+    assert sorted(out.fold_accuracy) == [1, 2, 3]
+    assert out.reproduce.startswith(f"usbench run --model {model} --features ")
+    assert study.user_attrs["usbench.model"] == model
+
+
+def test_rerun_adds_trials_and_best_run_reproduces(three_folds, in_tmp, capsys):
+    first = sweep(_cfg(three_folds, trials=2), progress=False)
+    second = sweep(_cfg(three_folds, trials=4), progress=False)
+    assert first.study_name == second.study_name
+    assert len(_study(in_tmp, second.study_name).trials) == 4
+    argv = second.reproduce.split()[1:] + ["--jobs", "1"]
+    assert run_cli(*argv) == 0
+    printed = capsys.readouterr().out
+    for fold, acc in second.fold_accuracy.items():
+        assert f"{fold:>4}     20     {acc:.3f}" in printed
+
+
+def test_mlflow_parent_and_trial_runs(three_folds, in_tmp):
+    from mlflow.tracking import MlflowClient
+
+    out = sweep(_cfg(three_folds, trials=3), progress=False)
+    client = MlflowClient(f"sqlite:///{in_tmp / 'results' / 'mlflow.db'}")
+    parent = client.get_run(out.parent_run_id)
+    assert parent.data.tags["usbench.kind"] == "sweep"
+    assert parent.data.metrics["best_accuracy"] == pytest.approx(out.best_value)
+    assert {a.path for a in client.list_artifacts(out.parent_run_id)} >= {
+        "optimization_history.png"}
+    exp = parent.info.experiment_id
+    children = client.search_runs([exp], f"tags.mlflow.parentRunId = '{out.parent_run_id}'")
+    assert len(children) == 3
+    for child in children:
+        assert child.data.tags["usbench.kind"] == "trial"
+        assert child.data.tags["usbench.selection"] == "selected on CV"
+        assert "accuracy" in child.data.metrics
+
+
+def test_failing_trial_is_recorded_and_the_sweep_goes_on(three_folds, in_tmp, monkeypatch):
+    real = sweep_mod.Objective.__call__
+    calls = []
+
+    def flaky(self, trial):
+        calls.append(trial.number)
+        if len(calls) == 2:
+            trial.set_user_attr("error", "RuntimeError: boom")
+            raise RuntimeError("boom")
+        return real(self, trial)
+
+    monkeypatch.setattr(sweep_mod.Objective, "__call__", flaky)
+    out = sweep(_cfg(three_folds, trials=3), progress=False)
+    states = [t.state for t in _study(in_tmp, out.study_name).trials]
+    assert states.count(optuna.trial.TrialState.FAIL) == 1 and len(states) == 3
+
+
+def test_study_for_another_model_is_refused(three_folds):
+    sweep(_cfg(three_folds, trials=1, study="shared"), progress=False)
+    with pytest.raises(ConfigError) as err:
+        sweep(_cfg(three_folds, "rf", trials=1, study="shared"), progress=False)
+    assert str(err.value) == ("Study 'shared' was created for model 'logreg', not 'rf'. Pass "
+                              "another --study name (or the matching settings) to keep both.")
+
+
+def test_two_workers_run_exactly_the_requested_trials(three_folds, in_tmp):
+    out = sweep(_cfg(three_folds, trials=6, workers=2), progress=False)
+    trials = _study(in_tmp, out.study_name).trials
+    assert len(trials) == 6
+    assert sorted(t.number for t in trials) == list(range(6))
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+
+
+def test_killed_sweep_resumes_with_finished_trials_intact(three_folds, in_tmp):
+    cmd = [sys.executable, "-m", "usbench", "sweep", "--model", "logreg", "--features",
+           "mfcc-mean", "--data", str(three_folds), "--allow-missing", "--trials", "200",
+           "--jobs", "1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    db = in_tmp / "results" / "optuna.db"
+    name = "synthetic-logreg-mfcc-mean"
+    done = []
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.5)
+        try:
+            study = optuna.load_study(study_name=name, storage=f"sqlite:///{db}")
+        except (KeyError, Exception):
+            continue
+        done = [t for t in study.trials if t.state.is_finished()]
+        if len(done) >= 3:
+            break
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert len(done) >= 3, "the sweep did not finish 3 trials in time"
+    before = {t.number: t.value for t in done}
+
+    out = sweep(_cfg(three_folds, trials=len(before) + 2), progress=False)
+    study = _study(in_tmp, out.study_name)
+    finished = {t.number: t.value for t in study.trials if t.state.is_finished()}
+    assert all(finished[n] == v for n, v in before.items())
+    assert sweep_mod.finished_trials(study) == len(before) + 2
+
+
+def test_nested_never_shows_the_outer_fold_to_its_study(three_folds, monkeypatch):
+    seen = []
+    real = sweep_mod.run_study
+
+    def spy(cfg, inp, name, storage_url, target, test_folds, parent, selection="x"):
+        seen.append((target.nested_outer, set(np.unique(inp.folds)), set(test_folds)))
+        return real(cfg, inp, name, storage_url, target, test_folds, parent, selection)
+
+    monkeypatch.setattr(sweep_mod, "run_study", spy)
+    out = sweep(_cfg(three_folds, trials=2, nested=True), progress=False)
+    assert [s[0] for s in seen] == [1, 2, 3]
+    for outer, folds_in_study, tested in seen:
+        assert outer not in folds_in_study and outer not in tested
+        assert folds_in_study == {1, 2, 3} - {outer}
+    assert out.selection == "nested" and sorted(out.fold_accuracy) == [1, 2, 3]
+    assert out.nested_run.run_id
+
+
+def test_trials_must_be_positive(capsys):
+    for n in ("0", "-3"):
+        assert run_cli("sweep", "--model", "rf", "--features", "mfcc-stats",
+                       "--trials", n) == 2
+        assert capsys.readouterr().err.strip() == (
+            f"usbench: error: --trials must be at least 1, got {n}.")
+
+
+def test_unreachable_storage_fails_before_any_work(capsys, isolated_cache):
+    assert run_cli("sweep", "--model", "rf", "--features", "mfcc-stats", "--trials", "2",
+                   "--storage", "postgresql+psycopg2://u:p@127.0.0.1:9/none") == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("usbench: error: Cannot open the Optuna storage "
+                          "postgresql+psycopg2://u:p@127.0.0.1:9/none (")
+    assert err.endswith("Check --storage: sqlite:///path.db, postgresql+psycopg2://user:pw@host"
+                        "/db or journal:///path.log.")
+    assert not isolated_cache.exists()
