@@ -19,7 +19,9 @@ tests on the outer fold: an unbiased estimate, labelled "nested".
 from __future__ import annotations
 
 import logging
+import os
 import shlex
+import socket
 import tempfile
 import time
 from dataclasses import dataclass, replace
@@ -107,11 +109,13 @@ def load_study(name: str, storage, target: Target, seed: int, pruner: str, worke
     study = optuna.create_study(study_name=name, storage=storage, direction="maximize",
                                 sampler=sampler, pruner=prune, load_if_exists=True)
     attrs = study.user_attrs
-    if not attrs:
-        for k, v in target.attrs().items():
+    # Another host may be creating the same study right now: a missing attribute is set (to
+    # the same value it will write), only a different one is refused.
+    for k, v in target.attrs().items():
+        if k not in attrs:
             study.set_user_attr(k, v)
-        return study
-    mismatch = {k: (attrs.get(k), v) for k, v in target.attrs().items() if attrs.get(k) != v}
+    mismatch = {k: (attrs[k], v) for k, v in target.attrs().items()
+                if k in attrs and attrs[k] != v}
     if mismatch:
         key, (was, now) = next(iter(mismatch.items()))
         raise ConfigError(
@@ -143,6 +147,7 @@ class Objective:
 
         from usbench.runner import check_model, evaluate, record
 
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         spec, base = check_model(self.cfg.model, self.cfg.features)
         fixed = spec.params(dict(self.cfg.overrides))
         fixed = {k: v for k, v in fixed.items() if k in dict(self.cfg.overrides)}
@@ -186,12 +191,18 @@ class Objective:
         return float(np.mean([r.accuracy for r in done]))
 
 
-def optimize(study, objective: Objective, n_trials: int, timeout: float | None) -> None:
+def optimize(study, objective: Objective, n_trials: int, timeout: float | None,
+             total: int) -> None:
     """Run up to `n_trials` trials; a raising trial is recorded as failed and the sweep goes
-    on."""
+    on. Sweeps on other hosts may share the study: stop starting trials once it holds
+    `total` finished trials, whoever ran them (trials running elsewhere still finish)."""
+    import optuna
+
     if n_trials > 0:
+        states = tuple(getattr(optuna.trial.TrialState, s) for s in FINISHED)
+        stop = optuna.study.MaxTrialsCallback(total, states=states)
         study.optimize(objective, n_trials=n_trials, timeout=timeout, catch=(Exception,),
-                       gc_after_trial=True)
+                       gc_after_trial=True, callbacks=[stop])
 
 
 def _worker(cfg: SweepConfig, name: str, storage_url: str, target: Target, n_trials: int,
@@ -201,7 +212,8 @@ def _worker(cfg: SweepConfig, name: str, storage_url: str, target: Target, n_tri
 
     inp = load_inputs(cfg.data, cfg.features, jobs=cfg.jobs, progress=False)
     study = load_study(name, open_storage(storage_url), target, cfg.seed, cfg.pruner, worker)
-    optimize(study, Objective(cfg, inp, test_folds, parent_run_id), n_trials, cfg.timeout)
+    optimize(study, Objective(cfg, inp, test_folds, parent_run_id), n_trials, cfg.timeout,
+             cfg.trials)
 
 
 def run_study(cfg: SweepConfig, inp: Inputs, name: str, storage_url: str, target: Target,
@@ -231,7 +243,7 @@ def run_study(cfg: SweepConfig, inp: Inputs, name: str, storage_url: str, target
             procs.append(p)
     try:
         optimize(study, Objective(cfg, inp, test_folds, parent_run_id, selection), shares[0],
-                 cfg.timeout)
+                 cfg.timeout, cfg.trials)
     finally:
         for p in procs:
             p.join()

@@ -1,0 +1,98 @@
+"""Scale-out: several `usbench sweep` processes sharing one PostgreSQL-backed Optuna study.
+
+The suite starts its own PostgreSQL server (Debian's `postgresql` package, installed by
+.ci/run) on a free loopback port; it skips only where the server binaries are absent.
+"""
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+
+import optuna
+import pytest
+
+from tests.test_sweep import three_folds  # noqa: F401  (fixture)
+
+
+def _pg_bin(name):
+    found = shutil.which(name) or sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    return found[-1] if isinstance(found, list) and found else found or None
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+    initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
+    if not (initdb and pg_ctl):
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not found: install Debian's "
+                    "postgresql package (.ci/run does)")
+    as_user = []
+    home = tempfile.mkdtemp(prefix="usbench-pg-", dir="/tmp")
+    if os.geteuid() == 0:  # initdb refuses to run as root
+        import pwd
+
+        pw = pwd.getpwnam("postgres")
+        os.chown(home, pw.pw_uid, pw.pw_gid)
+        as_user = ["runuser", "-u", "postgres", "--"]
+    data, port = os.path.join(home, "data"), _free_port()
+    run = dict(check=True, capture_output=True, text=True)
+    subprocess.run([*as_user, initdb, "-D", data, "-U", "usbench", "--auth=trust"], **run)
+    subprocess.run([*as_user, pg_ctl, "-D", data, "-l", os.path.join(home, "log"), "-w",
+                    "-o", f"-p {port} -k {home} -c listen_addresses=127.0.0.1", "start"], **run)
+    try:
+        subprocess.run([*as_user, _pg_bin("createdb"), "-h", "127.0.0.1", "-p", str(port),
+                        "-U", "usbench", "optuna"], **run)
+        yield f"postgresql+psycopg2://usbench@127.0.0.1:{port}/optuna"
+    finally:
+        subprocess.run([*as_user, pg_ctl, "-D", data, "-m", "fast", "-w", "stop"],
+                       capture_output=True)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def test_two_hosts_share_one_postgresql_study(postgres_url, three_folds, tmp_path):  # noqa: F811
+    cmd = [sys.executable, "-m", "usbench", "sweep", "--model", "logreg", "--features",
+           "mfcc-mean", "--data", str(three_folds), "--allow-missing", "--trials", "8",
+           "--storage", postgres_url, "--study", "shared", "--jobs", "1"]
+    env = {**os.environ, "USBENCH_CACHE": str(tmp_path / "cache")}
+    subprocess.run(cmd[:-6] + ["--trials", "1", "--storage", postgres_url, "--study", "warm",
+                               "--jobs", "1"], cwd=tmp_path, env=env, check=True,
+                   capture_output=True)  # fills the feature cache once
+    hosts = []
+    for i in range(2):
+        cwd = tmp_path / f"host{i}"
+        cwd.mkdir()
+        hosts.append(subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, text=True))
+    outputs = [h.communicate(timeout=300)[0] for h in hosts]
+    assert [h.returncode for h in hosts] == [0, 0], outputs
+    study = optuna.load_study(study_name="shared", storage=postgres_url)
+    finished = [t for t in study.trials if t.state.is_finished()]
+    assert 8 <= len(finished) <= 9  # each host stops once the study holds 8 finished trials
+    assert len({t.number for t in study.trials}) == len(study.trials)
+    workers = {t.user_attrs["worker"] for t in finished}
+    assert len(workers) == 2, "both hosts should have contributed trials"
+
+
+def test_workers_on_postgresql_run_exactly_the_requested_trials(postgres_url, three_folds,  # noqa: F811
+                                                                tmp_path, monkeypatch):
+    from usbench.config import DataConfig, SweepConfig
+    from usbench.sweep import sweep
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("USBENCH_CACHE", str(tmp_path / "cache"))
+    cfg = SweepConfig(data=DataConfig(root=str(three_folds), allow_missing=True),
+                      model="logreg", features="mfcc-mean", trials=5, workers=2, jobs=1,
+                      storage=postgres_url, study="workers")
+    sweep(cfg, progress=False)
+    study = optuna.load_study(study_name="workers", storage=postgres_url)
+    assert len(study.trials) == 5
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
