@@ -101,20 +101,31 @@ def test_mlflow_parent_and_trial_runs(three_folds, in_tmp):
 
 
 def test_failing_trial_is_recorded_and_the_sweep_goes_on(three_folds, in_tmp, monkeypatch):
-    real = sweep_mod.Objective.__call__
+    from mlflow.tracking import MlflowClient
+
+    import usbench.runner
+
+    real = usbench.runner.evaluate
     calls = []
 
-    def flaky(self, trial):
-        calls.append(trial.number)
+    def flaky(*args, **kwargs):
+        calls.append(1)
         if len(calls) == 2:
-            trial.set_user_attr("error", "RuntimeError: boom")
             raise RuntimeError("boom")
-        return real(self, trial)
+        return real(*args, **kwargs)
 
-    monkeypatch.setattr(sweep_mod.Objective, "__call__", flaky)
+    monkeypatch.setattr(usbench.runner, "evaluate", flaky)
     out = sweep(_cfg(three_folds, trials=3), progress=False)
-    states = [t.state for t in _study(in_tmp, out.study_name).trials]
-    assert states.count(optuna.trial.TrialState.FAIL) == 1 and len(states) == 3
+    trials = _study(in_tmp, out.study_name).trials
+    failed = [t for t in trials if t.state == optuna.trial.TrialState.FAIL]
+    assert len(trials) == 3 and len(failed) == 1
+    assert failed[0].user_attrs["error"] == "RuntimeError: boom"
+    client = MlflowClient(f"sqlite:///{in_tmp / 'results' / 'mlflow.db'}")
+    runs = client.search_runs(
+        [client.get_run(out.parent_run_id).info.experiment_id],
+        "tags.`usbench.trial_state` = 'failed'")
+    assert len(runs) == 1 and runs[0].data.tags["usbench.error"] == "RuntimeError: boom"
+    assert runs[0].data.tags["mlflow.parentRunId"] == out.parent_run_id
 
 
 def test_study_for_another_model_is_refused(three_folds):
@@ -198,3 +209,29 @@ def test_unreachable_storage_fails_before_any_work(capsys, isolated_cache):
     assert err.endswith("Check --storage: sqlite:///path.db, postgresql+psycopg2://user:pw@host"
                         "/db or journal:///path.log.")
     assert not isolated_cache.exists()
+
+
+def test_ctrl_c_leaves_the_study_consistent_and_resumable(three_folds, in_tmp):
+    cmd = [sys.executable, "-m", "usbench", "sweep", "--model", "logreg", "--features",
+           "mfcc-mean", "--data", str(three_folds), "--allow-missing", "--trials", "200",
+           "--jobs", "1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    db = f"sqlite:///{in_tmp / 'results' / 'optuna.db'}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.5)
+        try:
+            study = optuna.load_study(study_name="synthetic-logreg-mfcc-mean", storage=db)
+        except Exception:
+            continue
+        if sum(t.state.is_finished() for t in study.trials) >= 2:
+            break
+    proc.send_signal(signal.SIGINT)
+    err = proc.communicate(timeout=60)[1]
+    assert proc.returncode == 130
+    assert "interrupted; finished work is kept and the next run resumes it." in err
+    study = optuna.load_study(study_name="synthetic-logreg-mfcc-mean", storage=db)
+    assert not [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
+    n = sweep_mod.finished_trials(study)
+    sweep(_cfg(three_folds, trials=n + 1), progress=False)
+    assert sweep_mod.finished_trials(study) == n + 1

@@ -292,8 +292,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print(f"local record: {out.nested_run.folder}")
     else:
         print(f"study '{out.study_name}' in {out.storage}: {out.n_trials} finished trials")
-        print(f"best accuracy {out.best_value:.3f} (selected on CV: the same folds chose and "
-              "scored it; use --nested for an unbiased estimate)")
+        print(f"best trial {out.best_trial}: accuracy {out.best_value:.3f} (selected on CV: "
+              "the same folds chose and scored it; use --nested for an unbiased estimate)")
         print(f"best parameters: {out.best_params}")
         print(f"per-fold accuracy: {folds}")
         print(f"reproduce with: {out.reproduce}")

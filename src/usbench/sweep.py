@@ -24,6 +24,7 @@ import shlex
 import socket
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -37,6 +38,40 @@ log = logging.getLogger("usbench")
 
 FINISHED = ("COMPLETE", "PRUNED", "FAIL")
 HEARTBEAT_S = 10
+
+
+class _Interrupt:
+    """Ctrl-C during a sweep. Some numerical code (SciPy's L-BFGS loop) can absorb the
+    KeyboardInterrupt that Python raises, so the request is also remembered here and checked
+    after every fold and every trial."""
+
+    requested = False
+
+    @classmethod
+    def handler(cls, signum, frame):
+        cls.requested = True
+        raise KeyboardInterrupt
+
+    @classmethod
+    def check(cls) -> None:
+        if cls.requested:
+            raise KeyboardInterrupt
+
+
+@contextmanager
+def _catch_ctrl_c():
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _Interrupt.requested = False
+    previous = signal.signal(signal.SIGINT, _Interrupt.handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _quiet_optuna() -> None:
@@ -142,6 +177,27 @@ class Objective:
     parent_run_id: str | None
     selection: str = "selected on CV"
 
+    def _log_failure(self, trial, params: dict, tags: dict, error: str) -> None:
+        """A trial that failed before any fold: its error, params and tags as an MLflow run."""
+        from usbench import tracking
+        from usbench.paths import results_dir
+
+        results = results_dir()
+        folder = results / "runs" / f"trial-{trial.number}-{trial.study.study_name}-failed"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "error.txt").write_text(error + "\n")
+        tracking.log_run(
+            self.cfg.tracking_uri or tracking.default_tracking_uri(results),
+            results / "mlartifacts",
+            tracking.RunLog(experiment=self.cfg.experiment or self.inp.dataset.name,
+                            run_name=folder.name,
+                            params={"model": self.cfg.model, "features": self.cfg.features,
+                                    **{f"model.params.{k}": v for k, v in params.items()}},
+                            metrics={}, step_metrics={},
+                            tags={"usbench.kind": "trial", "usbench.selection": self.selection,
+                                  **{k: str(v) for k, v in tags.items()}},
+                            artifacts=folder, parent_run_id=self.parent_run_id))
+
     def __call__(self, trial) -> float:
         import optuna
 
@@ -155,6 +211,7 @@ class Objective:
         done = []
 
         def report(r) -> None:
+            _Interrupt.check()
             done.append(r)
             trial.report(r.accuracy, step=len(done) - 1)
             if trial.should_prune():
@@ -167,6 +224,9 @@ class Objective:
         except optuna.TrialPruned:
             state = "pruned"
             raise
+        except KeyboardInterrupt:
+            state = "interrupted"
+            raise
         except Exception as exc:
             state, error = "failed", f"{type(exc).__name__}: {exc}"
             trial.set_user_attr("error", error[:2000])
@@ -177,6 +237,8 @@ class Objective:
             tags = {"usbench.study": trial.study.study_name, "usbench.trial": trial.number,
                     "usbench.trial_state": state, **({"usbench.error": error[:500]}
                                                      if error else {})}
+            if not done and error:
+                self._log_failure(trial, params, tags, error)
             if done:
                 record(model=self.cfg.model, features=self.cfg.features, params=params,
                        seed=self.cfg.seed, inp=self.inp, results=done,
@@ -202,7 +264,7 @@ def optimize(study, objective: Objective, n_trials: int, timeout: float | None,
         states = tuple(getattr(optuna.trial.TrialState, s) for s in FINISHED)
         stop = optuna.study.MaxTrialsCallback(total, states=states)
         study.optimize(objective, n_trials=n_trials, timeout=timeout, catch=(Exception,),
-                       gc_after_trial=True, callbacks=[stop])
+                       gc_after_trial=True, callbacks=[stop, lambda *_: _Interrupt.check()])
 
 
 def _worker(cfg: SweepConfig, name: str, storage_url: str, target: Target, n_trials: int,
@@ -292,6 +354,7 @@ class SweepOutcome:
     selection: str
     parent_run_id: str | None
     nested_run: object = None
+    best_trial: int | None = None
 
 
 def reproduce_command(cfg: SweepConfig, params: dict, defaults: dict) -> str:
@@ -311,6 +374,11 @@ def reproduce_command(cfg: SweepConfig, params: dict, defaults: dict) -> str:
 
 def sweep(cfg: SweepConfig, *, progress: bool = True) -> SweepOutcome:
     """``usbench sweep``: find the best configuration of a family on a cached feature set."""
+    with _catch_ctrl_c():
+        return _sweep(cfg, progress=progress)
+
+
+def _sweep(cfg: SweepConfig, *, progress: bool) -> SweepOutcome:
     from usbench import cv, tracking
     from usbench.paths import results_dir
     from usbench.runner import check_model, load_inputs
@@ -351,7 +419,7 @@ def sweep(cfg: SweepConfig, *, progress: bool = True) -> SweepOutcome:
         study_name=name, storage=storage_url, best_value=float(best.value),
         best_params=params, fold_accuracy=fold_acc, n_trials=finished_trials(study),
         reproduce=reproduce_command(cfg, params, defaults), selection=selection,
-        parent_run_id=parent)
+        parent_run_id=parent, best_trial=best.number)
     if parent:
         with tempfile.TemporaryDirectory(prefix="usbench-sweep-") as tmp:
             _plots(study, Path(tmp))

@@ -24,7 +24,12 @@ def ui_command(uri: str) -> str:
     """The command that opens the MLflow UI on `uri`."""
     if uri.startswith(("http://", "https://")):
         return f"open {uri}"
-    return f"mlflow ui --backend-store-uri {uri} --port 5000"
+    import shutil
+    import sys
+
+    beside = Path(sys.executable).parent / "mlflow"  # the venv's mlflow, activated or not
+    exe = str(beside) if beside.exists() else (shutil.which("mlflow") or "mlflow")
+    return f"{exe} ui --backend-store-uri {uri} --port 5000"
 
 
 @dataclass(frozen=True)
