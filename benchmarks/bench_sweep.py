@@ -5,7 +5,7 @@ generated once into the usbench cache) and runs ``usbench.sweep.sweep`` with the
 pruner into a fresh sqlite study per setting (MLflow logging included, as a user gets it).
 Reports trials finished / pruned / failed, wall time and trials per minute.
 
-    python benchmarks/bench_sweep.py [--trials 50] [--workers 1,2]
+    python benchmarks/bench_sweep.py [--trials 50] [--workers 1,2] [--timeout 900]
 
 Figures are printed and saved to ``results/benchmarks/sweep.json``.
 """
@@ -25,6 +25,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=50)
     parser.add_argument("--workers", default="1,2")
+    parser.add_argument("--timeout", type=float, help="stop starting trials after S seconds")
     parser.add_argument("--model", default="rf")
     parser.add_argument("--clips-per-class-per-fold", type=int, default=87)
     parser.add_argument("--out", default="results/benchmarks/sweep.json")
@@ -38,13 +39,15 @@ def main() -> None:
 
     root = dataset_root(args.clips_per_class_per_fold)
     out = Path(args.out).resolve()
-    report = {"trials": args.trials, "model": args.model, "cpus": os.cpu_count(),
+    report = {"trials": args.trials, "timeout": args.timeout, "model": args.model,
+              "cpus": os.cpu_count(),
               "platform": platform.platform(), "runs": {}}
     for workers in map(int, args.workers.split(",")):
         with tempfile.TemporaryDirectory(prefix="usbench-bench-sweep-") as tmp:
             os.chdir(tmp)  # a fresh results/ (optuna.db, mlflow.db) per setting
             cfg = SweepConfig(data=DataConfig(root=str(root)), model=args.model,
-                              features="mfcc-stats", trials=args.trials, workers=workers)
+                              features="mfcc-stats", trials=args.trials, workers=workers,
+                              timeout=args.timeout)
             t = time.perf_counter()
             result = sweep(cfg, progress=False)
             wall = time.perf_counter() - t
@@ -55,8 +58,9 @@ def main() -> None:
                      "failed": states.count("FAIL"), "best_accuracy": result.best_value,
                      "best_params": result.best_params}
             report["runs"][f"workers={workers}"] = entry
-            print(f"{args.model} sweep, {args.trials} trials, {workers} worker(s): "
-                  f"{wall / 60:.1f} min, {entry['trials_per_minute']:.2f} trials/min "
+            print(f"{args.model} sweep, {len(states)} of {args.trials} trials, "
+                  f"{workers} worker(s): {wall / 60:.1f} min, "
+                  f"{entry['trials_per_minute']:.2f} trials/min "
                   f"({entry['complete']} complete, {entry['pruned']} pruned, "
                   f"{entry['failed']} failed); best {result.best_value:.3f}", flush=True)
     out.parent.mkdir(parents=True, exist_ok=True)
