@@ -5,7 +5,7 @@ generated once into the usbench cache) and runs ``usbench.sweep.sweep`` with the
 pruner into a fresh sqlite study per setting (MLflow logging included, as a user gets it).
 Reports trials finished / pruned / failed, wall time and trials per minute.
 
-    python benchmarks/bench_sweep.py [--trials 50] [--workers 1,2] [--timeout 900]
+    python -m benchmarks.bench_sweep [--trials 50] [--workers 1,2] [--timeout 900]
 
 Figures are printed and saved to ``results/benchmarks/sweep.json``.
 """

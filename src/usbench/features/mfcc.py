@@ -51,7 +51,22 @@ def _by_frame_count(mats: list[np.ndarray]) -> dict[int, list[int]]:
 
 
 @dataclass(frozen=True, kw_only=True)
-class MfccMean(FeatureSet):
+class _Mfcc(FeatureSet):
+    """Shared fields of the MFCC feature sets (librosa's defaults but for ``n_mfcc``)."""
+
+    n_mfcc: int = 20
+    n_fft: int = 2048
+    hop_length: int = 512
+    n_mels: int = 128
+
+    def _frames(self, ys: list[np.ndarray], sr: int) -> list[np.ndarray]:
+        self._check_sr(sr)
+        return mfcc_frames(ys, sr, n_mfcc=self.n_mfcc, n_fft=self.n_fft,
+                           hop_length=self.hop_length, n_mels=self.n_mels)
+
+
+@dataclass(frozen=True, kw_only=True)
+class MfccMean(_Mfcc):
     """Mean over frames of 40 MFCCs (the blog tutorials' feature): float32, shape (40,)."""
 
     name: ClassVar[str] = "mfcc-mean"
@@ -60,23 +75,17 @@ class MfccMean(FeatureSet):
     summary: ClassVar[str] = "mean over frames of 40 MFCCs (the tutorials' feature)"
 
     n_mfcc: int = 40
-    n_fft: int = 2048
-    hop_length: int = 512
-    n_mels: int = 128
 
     @property
     def shape(self) -> tuple[int, ...]:
         return (self.n_mfcc,)
 
     def extract_batch(self, ys: list[np.ndarray], sr: int) -> np.ndarray:
-        self._check_sr(sr)
-        mats = mfcc_frames(ys, sr, n_mfcc=self.n_mfcc, n_fft=self.n_fft,
-                           hop_length=self.hop_length, n_mels=self.n_mels)
-        return np.stack([m.mean(axis=1) for m in mats]).astype(np.float32)
+        return np.stack([m.mean(axis=1) for m in self._frames(ys, sr)]).astype(np.float32)
 
 
 @dataclass(frozen=True, kw_only=True)
-class MfccStats(FeatureSet):
+class MfccStats(_Mfcc):
     """20 MFCCs summarised per coefficient by min, max, median, mean, variance, skewness and
     kurtosis over frames: float32, shape (140,), laid out statistic-major
     (``[min_0..min_19, max_0..max_19, ...]``). Skewness and (Fisher) kurtosis are the biased
@@ -88,11 +97,6 @@ class MfccStats(FeatureSet):
     kind: ClassVar[str] = "vector"
     summary: ClassVar[str] = "20 MFCCs x (min, max, median, mean, var, skew, kurtosis)"
 
-    n_mfcc: int = 20
-    n_fft: int = 2048
-    hop_length: int = 512
-    n_mels: int = 128
-
     @property
     def shape(self) -> tuple[int, ...]:
         return (self.n_mfcc * len(STATS),)
@@ -100,9 +104,7 @@ class MfccStats(FeatureSet):
     def extract_batch(self, ys: list[np.ndarray], sr: int) -> np.ndarray:
         from scipy import stats
 
-        self._check_sr(sr)
-        mats = mfcc_frames(ys, sr, n_mfcc=self.n_mfcc, n_fft=self.n_fft,
-                           hop_length=self.hop_length, n_mels=self.n_mels)
+        mats = self._frames(ys, sr)
         out = np.empty((len(ys), *self.shape), dtype=np.float32)
         for idx in _by_frame_count(mats).values():
             m = np.stack([mats[i] for i in idx]).astype(np.float64)  # (g, n_mfcc, frames)
