@@ -141,6 +141,19 @@ def build_parser() -> argparse.ArgumentParser:
                     help="feature-extraction workers (default: one per core)")
     sw.set_defaults(func=cmd_sweep)
 
+    au = sub.add_parser("audit", help="leakage audit: the fold protocol versus a random split")
+    au.add_argument("--model", required=True, metavar="NAME")
+    au.add_argument("--features", required=True, metavar="NAME")
+    _add_data_args(au)
+    au.add_argument("--set", action="append", default=[], type=_key_value, metavar="KEY=VALUE",
+                    dest="overrides", help="override a hyper-parameter (repeatable)")
+    au.add_argument("--seed", type=int, default=0)
+    au.add_argument("--experiment", metavar="NAME", help="MLflow experiment (default: dataset)")
+    au.add_argument("--tracking-uri", metavar="URI")
+    au.add_argument("--jobs", type=_positive_int, metavar="N",
+                    help="feature-extraction workers (default: one per core)")
+    au.set_defaults(func=cmd_audit)
+
     pred = sub.add_parser("predict", help="classify clips with a model saved by a run")
     pred.add_argument("clips", nargs="+", metavar="CLIP.wav")
     pred.add_argument("--run", required=True, metavar="RUN_ID",
@@ -299,6 +312,34 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print(f"reproduce with: {out.reproduce}")
     if out.parent_run_id:
         print(f"MLflow sweep run {out.parent_run_id} (trials are its nested runs)")
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from usbench.audit import audit
+    from usbench.config import DataConfig
+    from usbench.runner import check_model
+
+    overrides = dict(args.overrides)
+    check_model(args.model, args.features, overrides)
+    out = audit(args.model, args.features, overrides=overrides, seed=args.seed,
+                data=DataConfig(dataset=args.dataset, root=args.data,
+                                allow_missing=args.allow_missing),
+                experiment=args.experiment, tracking_uri=args.tracking_uri, jobs=args.jobs)
+    f, r = out.folds, out.random
+    print()
+    print(f"fold protocol (leave-one-fold-out): accuracy {f.accuracy:.3f} ± {f.accuracy_std:.3f}")
+    print(f"random stratified split:            accuracy {r.accuracy:.3f} ± {r.accuracy_std:.3f}")
+    print(f"inflation of the random split: {100 * out.inflation:+.1f} points")
+    if out.leaky:
+        shown = ", ".join(f"{rec} (folds {','.join(map(str, fl))})"
+                          for rec, fl in list(out.leaky.items())[:10])
+        more = f" and {len(out.leaky) - 10} more" if len(out.leaky) > 10 else ""
+        print(f"{len(out.leaky)} recording(s) have slices in more than one fold: {shown}{more}")
+    else:
+        print("no recording (fsID) has slices in more than one fold")
+    if out.run.run_id:
+        print(f"MLflow run {out.run.run_id} (tag usbench.kind=audit)")
     return 0
 
 

@@ -276,6 +276,7 @@ class RecordSpec:
             run``, ``selected on CV`` or ``nested``.
         parent_run_id: MLflow parent (sweep) run of a trial.
         extra_tags: more tags (e.g. the Optuna study and trial number).
+        extra_metrics: more metrics (e.g. the audit's random-split accuracy).
     """
 
     tracking_uri: str | None = None
@@ -284,6 +285,7 @@ class RecordSpec:
     selection: str = "single run"
     parent_run_id: str | None = None
     extra_tags: dict = field(default_factory=dict)
+    extra_metrics: dict = field(default_factory=dict)
 
 
 def record(*, model: str, features: str, params: dict, seed: int, inp: Inputs, results: list,
@@ -320,7 +322,8 @@ def record(*, model: str, features: str, params: dict, seed: int, inp: Inputs, r
                    "macro_f1": scores.macro_f1,
                    "fit_seconds": sum(r.fit_seconds for r in results),
                    "predict_seconds": sum(r.predict_seconds for r in results),
-                   **{f"recall.{c}": v for c, v in scores.class_recall.items() if v == v}}
+                   **{f"recall.{c}": v for c, v in scores.class_recall.items() if v == v},
+                   **how.extra_metrics}
     tags = {"usbench.config_id": config_id, "usbench.features_key": m.key,
             "usbench.dataset_fingerprint": ds.fingerprint(), "usbench.dataset": ds.name,
             "usbench.partial": str(inp.partial).lower(), "usbench.kind": how.kind,
