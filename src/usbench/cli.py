@@ -141,6 +141,16 @@ def build_parser() -> argparse.ArgumentParser:
                     help="feature-extraction workers (default: one per core)")
     sw.set_defaults(func=cmd_sweep)
 
+    lb = sub.add_parser("leaderboard", help="write leaderboard.md and .html from MLflow runs")
+    lb.add_argument("--experiment", action="append", metavar="NAME",
+                    help="experiment(s) to read (repeatable; default: all)")
+    lb.add_argument("--out", default="results", metavar="DIR", help="output folder (results/)")
+    lb.add_argument("--include-partial", action="store_true",
+                    help="also show runs on incomplete datasets")
+    lb.add_argument("--tracking-uri", metavar="URI",
+                    help="MLflow tracking URI (default: sqlite:///results/mlflow.db)")
+    lb.set_defaults(func=cmd_leaderboard)
+
     au = sub.add_parser("audit", help="leakage audit: the fold protocol versus a random split")
     au.add_argument("--model", required=True, metavar="NAME")
     au.add_argument("--features", required=True, metavar="NAME")
@@ -312,6 +322,25 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print(f"reproduce with: {out.reproduce}")
     if out.parent_run_id:
         print(f"MLflow sweep run {out.parent_run_id} (trials are its nested runs)")
+    return 0
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from usbench.leaderboard import leaderboard
+    from usbench.paths import results_dir
+    from usbench.tracking import default_tracking_uri
+
+    uri = args.tracking_uri or default_tracking_uri(results_dir())
+    board, md, page = leaderboard(uri, args.experiment, Path(args.out),
+                                  include_partial=args.include_partial)
+    for i, r in enumerate(board.rows, start=1):
+        print(f"{i:>2}. {r.model:<7} {r.features:<11} {r.accuracy:.3f} ± {r.accuracy_std:.3f}"
+              f"  ({r.selection})")
+    if board.skipped_crashed:
+        print(f"skipped {board.skipped_crashed} run(s) without metrics (crashed)")
+    print(f"wrote {md} and {page}")
     return 0
 
 

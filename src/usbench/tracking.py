@@ -195,3 +195,46 @@ def finish_parent(uri: str, run_id: str, metrics: dict[str, float], tags: dict[s
         client.set_terminated(run_id, status)
     except Exception as exc:
         log.warning(f"warning: could not finish MLflow run {run_id} at {uri} ({_reason(exc)}).")
+
+
+def fetch_runs(uri: str, experiments: list[str] | None) -> tuple[list[dict], list[str]]:
+    """Finished runs of the named experiments (all experiments when None).
+
+    Returns:
+        (runs, names): each run as {run_id, experiment, params, metrics, tags,
+        fold_accuracy: {fold: accuracy}, artifact_uri}; names: every experiment in the store.
+
+    Raises:
+        ConfigError: an unknown experiment name (with a did-you-mean).
+    """
+    import difflib
+
+    from usbench.errors import ConfigError
+
+    _quiet_mlflow()
+    from mlflow.entities import ViewType
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    known = {e.name: e for e in client.search_experiments(view_type=ViewType.ACTIVE_ONLY)}
+    names = sorted(known)
+    wanted = experiments or [n for n in names if n != "Default"]
+    for name in wanted:
+        if name not in known:
+            close = difflib.get_close_matches(name, names, n=1, cutoff=0.5)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise ConfigError(f"Unknown experiment '{name}' in {uri}.{hint} "
+                              f"Available: {', '.join(names) or 'none'}.")
+    runs = []
+    for name in wanted:
+        for r in client.search_runs([known[name].experiment_id],
+                                    "attributes.status = 'FINISHED'", max_results=50000):
+            history = {}
+            if "fold_accuracy" in r.data.metrics:
+                history = {int(m.step): float(m.value) for m in
+                           client.get_metric_history(r.info.run_id, "fold_accuracy")}
+            runs.append({"run_id": r.info.run_id, "experiment": name,
+                         "params": dict(r.data.params), "metrics": dict(r.data.metrics),
+                         "tags": dict(r.data.tags), "fold_accuracy": history,
+                         "artifact_uri": r.info.artifact_uri})
+    return runs, names

@@ -1,0 +1,377 @@
+"""``usbench leaderboard``: the published report, built from finished MLflow runs.
+
+One row per distinct configuration (its best run), best first; a sweep contributes its best
+trial (labelled "selected on CV"), a nested sweep its outer-fold run ("nested"). Each row is
+compared with the top one on their shared folds by the corrected resampled t-test of Nadeau &
+Bengio (2003) and the Wilcoxon signed-rank test (scipy). Partial-data runs are left out
+unless asked; runs without metrics (crashed) are skipped and counted. Reference rows
+(published UrbanSound8K results, from ``data/reference_results.toml``) are shown for that
+dataset only. Writes ``leaderboard.md`` (with PNGs beside it) and a self-contained
+``leaderboard.html`` (images embedded).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import logging
+import tomllib
+from dataclasses import dataclass, field
+from importlib.resources import files
+from pathlib import Path
+
+import numpy as np
+
+from usbench.errors import ConfigError
+
+log = logging.getLogger("usbench")
+ALPHA = 0.05
+
+
+@dataclass
+class Row:
+    """One leaderboard entry (a run), with its comparison to the top entry."""
+
+    run_id: str
+    experiment: str
+    model: str
+    features: str
+    params: dict
+    accuracy: float
+    accuracy_std: float
+    macro_f1: float
+    fold_accuracy: dict[int, float]
+    selection: str
+    partial: bool
+    augment: bool
+    fit_seconds: float
+    kind: str
+    artifact_uri: str
+    ci95: tuple[float, float] = (float("nan"), float("nan"))
+    p_ttest: float | None = None
+    p_wilcoxon: float | None = None
+    distinguishable: bool | None = None
+    audit: dict = field(default_factory=dict)
+
+    @property
+    def key_params(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in sorted(self.params.items()))
+
+
+def interval95(folds: list[float]) -> tuple[float, float]:
+    """95 % t-interval of the mean fold accuracy (nan with fewer than two folds)."""
+    from scipy import stats
+
+    if len(folds) < 2:
+        return (float("nan"), float("nan"))
+    mean, sem = float(np.mean(folds)), float(stats.sem(folds))
+    if sem == 0:
+        return (mean, mean)
+    low, high = stats.t.interval(0.95, len(folds) - 1, loc=mean, scale=sem)
+    return (float(low), float(high))
+
+
+def corrected_ttest(a: list[float], b: list[float], test_train_ratio: float) -> float:
+    """Two-sided p-value of Nadeau & Bengio's corrected resampled t-test on paired folds.
+
+    The variance of the fold differences is inflated by (1/k + n_test/n_train) to account
+    for overlapping training sets; the statistic follows Student's t with k-1 dof.
+    """
+    from scipy import stats
+
+    d = np.asarray(a, float) - np.asarray(b, float)
+    k = len(d)
+    if k < 2:
+        return float("nan")
+    var = d.var(ddof=1) * (1 / k + test_train_ratio)
+    if var == 0:
+        return 1.0 if d.mean() == 0 else 0.0
+    t = d.mean() / np.sqrt(var)
+    return float(2 * stats.t.sf(abs(t), k - 1))
+
+
+def wilcoxon(a: list[float], b: list[float]) -> float:
+    from scipy import stats
+
+    d = np.asarray(a, float) - np.asarray(b, float)
+    if len(d) < 2 or np.all(d == 0):
+        return 1.0
+    return float(stats.wilcoxon(a, b).pvalue)
+
+
+def _row(run: dict) -> Row | None:
+    m, p, t = run["metrics"], run["params"], run["tags"]
+    if "accuracy" not in m or not run["fold_accuracy"]:
+        return None
+    params = {k.removeprefix("model.params."): v for k, v in p.items()
+              if k.startswith("model.params.")}
+    return Row(run_id=run["run_id"], experiment=run["experiment"], model=p.get("model", "?"),
+               features=p.get("features", "?"), params=params, accuracy=m["accuracy"],
+               accuracy_std=m.get("accuracy_std", float("nan")),
+               macro_f1=m.get("macro_f1", float("nan")), fold_accuracy=run["fold_accuracy"],
+               selection=t.get("usbench.selection", "single run"),
+               partial=t.get("usbench.partial") == "true",
+               augment=params.get("augment", "False") in ("True", "true"),
+               fit_seconds=m.get("fit_seconds", float("nan")),
+               kind=t.get("usbench.kind", "run"), artifact_uri=run["artifact_uri"],
+               audit={k: m[k] for k in ("random_split_accuracy", "inflation",
+                                        "leaky_recordings") if k in m})
+
+
+@dataclass(frozen=True)
+class Board:
+    """The ranked rows, the audits, and what was left out."""
+
+    rows: list[Row]
+    audits: list[Row]
+    skipped_crashed: int
+    skipped_partial: int
+    datasets: list[str]
+    references: list[dict]
+
+
+def build(runs: list[dict], include_partial: bool = False) -> Board:
+    """Rank finished runs: one row per configuration (its best run), best first."""
+    rows, audits, crashed, partial = [], [], 0, 0
+    best_trial: dict[str, Row] = {}
+    by_config: dict[str, Row] = {}
+    for run in runs:
+        row = _row(run)
+        if row is None:
+            if run["tags"].get("usbench.kind") != "sweep":
+                crashed += 1
+            continue
+        if row.partial and not include_partial:
+            partial += 1
+            continue
+        if row.kind == "audit":
+            audits.append(row)
+            continue
+        if row.kind == "trial":
+            study = run["tags"].get("usbench.study", "?")
+            # Inner trials of a nested sweep score inner folds only; the nested estimate is
+            # the sweep's outer-fold run.
+            if (run["tags"].get("usbench.trial_state") != "complete"
+                    or row.selection == "nested"):
+                continue
+            if study not in best_trial or row.accuracy > best_trial[study].accuracy:
+                best_trial[study] = row
+            continue
+        key = run["tags"].get("usbench.config_id", row.run_id)
+        if key not in by_config or row.accuracy > by_config[key].accuracy:
+            by_config[key] = row
+    rows = sorted([*by_config.values(), *best_trial.values()], key=lambda r: -r.accuracy)
+    if rows:
+        top = rows[0]
+        for r in rows:
+            r.ci95 = interval95(list(r.fold_accuracy.values()))
+            shared = sorted(set(top.fold_accuracy) & set(r.fold_accuracy))
+            if r is top or len(shared) < 2:
+                continue
+            a = [top.fold_accuracy[f] for f in shared]
+            b = [r.fold_accuracy[f] for f in shared]
+            # Leave-one-fold-out trains on k-1 folds and tests on one: n_test/n_train = 1/(k-1).
+            r.p_ttest = corrected_ttest(a, b, 1 / (len(top.fold_accuracy) - 1))
+            r.p_wilcoxon = wilcoxon(a, b)
+            r.distinguishable = r.p_ttest < ALPHA
+    datasets = sorted({run["tags"].get("usbench.dataset", "") for run in runs} - {""})
+    references = []
+    if "urbansound8k" in datasets:
+        text = files("usbench").joinpath("data/reference_results.toml").read_text()
+        references = tomllib.loads(text)["reference"]
+    return Board(rows=rows, audits=audits, skipped_crashed=crashed, skipped_partial=partial,
+                 datasets=datasets, references=references)
+
+
+def _confusion_csv(row: Row) -> Path | None:
+    uri = row.artifact_uri
+    if not uri.startswith("file://"):
+        return None
+    from urllib.parse import unquote, urlparse
+
+    path = Path(unquote(urlparse(uri).path)) / "confusion_matrix.csv"
+    return path if path.is_file() else None
+
+
+def plots(board: Board, folder: Path, top: int = 3) -> dict[str, Path]:
+    """Per-fold accuracy of every entry and the confusion matrices of the top entries."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from usbench.outputs import plot_confusion
+
+    folder.mkdir(parents=True, exist_ok=True)
+    made = {}
+    if board.rows:
+        fig, ax = plt.subplots(figsize=(9, 0.5 * len(board.rows) + 1.8), layout="constrained")
+        for i, r in enumerate(board.rows):
+            folds = sorted(r.fold_accuracy)
+            vals = [r.fold_accuracy[f] for f in folds]
+            ax.scatter(vals, [i] * len(vals), s=28, alpha=0.7, zorder=2)
+            for f, v in zip(folds, vals, strict=True):
+                ax.annotate(str(f), (v, i), xytext=(0, 6), textcoords="offset points",
+                            ha="center", fontsize=6, color="0.4")
+            ax.plot([r.accuracy], [i], marker="|", markersize=18, color="black", zorder=3)
+        ax.set_yticks(range(len(board.rows)),
+                      [f"{r.model} / {r.features} ({r.selection})" for r in board.rows])
+        ax.invert_yaxis()
+        ax.set_xlabel("accuracy per test fold (numbers: fold; bar: mean)")
+        ax.grid(axis="x", alpha=0.3)
+        made["per_fold"] = folder / "per_fold_accuracy.png"
+        fig.savefig(made["per_fold"], dpi=110)
+        plt.close(fig)
+    for i, r in enumerate(board.rows[:top]):
+        csv = _confusion_csv(r)
+        if csv is None:
+            continue
+        cm = pd.read_csv(csv, index_col=0)
+        path = folder / f"confusion_{i + 1}.png"
+        plot_confusion(cm.to_numpy(), tuple(cm.columns),
+                       path, f"#{i + 1} {r.model} on {r.features}: {r.accuracy:.3f}")
+        made[f"confusion_{i + 1}"] = path
+    return made
+
+
+def _fmt_p(p: float | None) -> str:
+    return "" if p is None or p != p else ("<0.001" if p < 0.001 else f"{p:.3f}")
+
+
+def _table(board: Board) -> tuple[list[str], list[list[str]]]:
+    head = ["#", "model", "features", "hyper-parameters", "accuracy (mean ± std)", "95 % CI",
+            "macro-F1", "per-fold accuracy", "selection", "data", "augment", "fit s",
+            "p (corrected t)", "p (Wilcoxon)", "vs best", "run"]
+    body = []
+    for i, r in enumerate(board.rows, start=1):
+        folds = " ".join(f"{r.fold_accuracy[f]:.2f}" for f in sorted(r.fold_accuracy))
+        verdict = ("best" if i == 1 else "" if r.distinguishable is None
+                   else "worse (p < 0.05)" if r.distinguishable else "not distinguishable")
+        body.append([str(i), r.model, r.features, r.key_params,
+                     f"{r.accuracy:.3f} ± {r.accuracy_std:.3f}",
+                     f"[{r.ci95[0]:.3f}, {r.ci95[1]:.3f}]", f"{r.macro_f1:.3f}", folds,
+                     r.selection, "partial" if r.partial else "complete",
+                     "yes" if r.augment else "no", f"{r.fit_seconds:.0f}",
+                     _fmt_p(r.p_ttest), _fmt_p(r.p_wilcoxon), verdict, r.run_id[:8]])
+    return head, body
+
+
+def _notes(board: Board) -> list[str]:
+    notes = [
+        "Accuracy is the mean over the tested folds of leave-one-fold-out on the dataset's own "
+        "folds; the interval is a 95 % t-interval over folds.",
+        "\"selected on CV\": the best of a sweep, chosen on the same folds that score it "
+        "(optimistic). \"nested\": parameters chosen on inner folds only (unbiased).",
+        "p-values compare each row with the top row on their shared folds (corrected "
+        "resampled t-test of Nadeau & Bengio 2003; Wilcoxon signed-rank).",
+    ]
+    if board.skipped_crashed:
+        notes.append(f"{board.skipped_crashed} run(s) without metrics (crashed) were skipped.")
+    if board.skipped_partial:
+        notes.append(f"{board.skipped_partial} partial-data run(s) left out "
+                     "(--include-partial shows them).")
+    return notes
+
+
+def to_markdown(board: Board, images: dict[str, Path], out: Path) -> str:
+    head, body = _table(board)
+    lines = ["# usbench leaderboard", "",
+             f"Datasets: {', '.join(board.datasets) or 'none'}", ""]
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(c.replace("|", "/") for c in row) + " |" for row in body]
+    lines += [""] + [f"- {n}" for n in _notes(board)] + [""]
+    if board.references:
+        lines += ["## Published results (reference, not re-run by usbench)", "",
+                  "| model | features | accuracy | citation |", "|---|---|---|---|"]
+        lines += [f"| {r['model']} | {r['features']} | {r['accuracy']:.3f} | {r['citation']} |"
+                  for r in board.references]
+        lines.append("")
+    if board.audits:
+        lines += ["## Leakage audits", "",
+                  "| model | features | fold protocol | random split | inflation | recordings "
+                  "in several folds | run |", "|---|---|---|---|---|---|---|"]
+        for a in board.audits:
+            lines.append(f"| {a.model} | {a.features} | {a.accuracy:.3f} | "
+                         f"{a.audit.get('random_split_accuracy', float('nan')):.3f} | "
+                         f"{100 * a.audit.get('inflation', float('nan')):+.1f} points | "
+                         f"{int(a.audit.get('leaky_recordings', 0))} | {a.run_id[:8]} |")
+        lines.append("")
+    if images:
+        lines += ["## Plots", ""]
+        lines += [f"![{name}]({path.relative_to(out)})" for name, path in images.items()]
+    return "\n".join(lines) + "\n"
+
+
+def to_html(board: Board, images: dict[str, Path]) -> str:
+    head, body = _table(board)
+    esc = html.escape
+
+    def table(h, rows):
+        return ("<table><thead><tr>" + "".join(f"<th>{esc(c)}</th>" for c in h)
+                + "</tr></thead><tbody>"
+                + "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>"
+                          for r in rows) + "</tbody></table>")
+
+    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>usbench leaderboard"
+             "</title><style>body{font-family:system-ui,sans-serif;margin:2em;color:#222}"
+             "table{border-collapse:collapse;font-size:13px;margin:1em 0}"
+             "th,td{border:1px solid #ccc;padding:4px 8px;text-align:left}"
+             "th{background:#f0f3f7}tr:nth-child(even){background:#fafafa}"
+             "section{margin-bottom:2em}img{max-width:100%;border:1px solid #eee}"
+             ".ref td{color:#555;font-style:italic}</style></head><body>",
+             "<h1>usbench leaderboard</h1>",
+             f"<p>Datasets: {esc(', '.join(board.datasets) or 'none')}</p>",
+             "<section id='entries'><h2>Entries</h2>", table(head, body),
+             "<ul>" + "".join(f"<li>{esc(n)}</li>" for n in _notes(board)) + "</ul></section>"]
+    if board.references:
+        parts += ["<section id='references' class='ref'><h2>Published results (reference, "
+                  "not re-run by usbench)</h2>",
+                  table(["model", "features", "accuracy", "citation"],
+                        [[r["model"], r["features"], f"{r['accuracy']:.3f}", r["citation"]]
+                         for r in board.references]), "</section>"]
+    if board.audits:
+        parts += ["<section id='audits'><h2>Leakage audits</h2>",
+                  table(["model", "features", "fold protocol", "random split", "inflation",
+                         "recordings in several folds", "run"],
+                        [[a.model, a.features, f"{a.accuracy:.3f}",
+                          f"{a.audit.get('random_split_accuracy', float('nan')):.3f}",
+                          f"{100 * a.audit.get('inflation', float('nan')):+.1f} points",
+                          str(int(a.audit.get("leaky_recordings", 0))), a.run_id[:8]]
+                         for a in board.audits]), "</section>"]
+    if images:
+        parts.append("<section id='plots'><h2>Plots</h2>")
+        for name, path in images.items():
+            data = base64.b64encode(path.read_bytes()).decode()
+            parts.append(f"<figure><img alt='{esc(name)}' src='data:image/png;base64,{data}'>"
+                         f"<figcaption>{esc(name)}</figcaption></figure>")
+        parts.append("</section>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def leaderboard(uri: str, experiments: list[str] | None, out: Path,
+                include_partial: bool = False) -> tuple[Board, Path, Path]:
+    """Build the report from the runs at `uri` and write it into `out`."""
+    from usbench import tracking
+
+    runs, names = tracking.fetch_runs(uri, experiments)
+    board = build(runs, include_partial=include_partial)
+    if not board.rows and not board.audits:
+        where = ", ".join(experiments or [n for n in names if n != "Default"]) or "the store"
+        extra = (f" ({board.skipped_partial} partial-data run(s) left out: pass "
+                 "--include-partial)" if board.skipped_partial else "")
+        raise ConfigError(
+            f"No finished runs in {where} at {uri}{extra}. Make some with `usbench run "
+            "--model rf --features mfcc-stats` or `usbench sweep ...`."
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    images = plots(board, out / "leaderboard_files")
+    md, page = out / "leaderboard.md", out / "leaderboard.html"
+    md.write_text(to_markdown(board, images, out))
+    page.write_text(to_html(board, images))
+    (out / "leaderboard.json").write_text(json.dumps(
+        [{k: v for k, v in r.__dict__.items() if k != "artifact_uri"} for r in board.rows],
+        indent=1, default=str) + "\n")
+    return board, md, page
