@@ -69,7 +69,7 @@ def interval95(folds: list[float]) -> tuple[float, float]:
     if sem == 0:
         return (mean, mean)
     low, high = stats.t.interval(0.95, len(folds) - 1, loc=mean, scale=sem)
-    return (float(low), float(high))
+    return (max(0.0, float(low)), min(1.0, float(high)))  # accuracy lives in [0, 1]
 
 
 def corrected_ttest(a: list[float], b: list[float], test_train_ratio: float) -> float:
@@ -261,7 +261,7 @@ def _table(board: Board) -> tuple[list[str], list[list[str]]]:
 def _notes(board: Board) -> list[str]:
     notes = [
         "Accuracy is the mean over the tested folds of leave-one-fold-out on the dataset's own "
-        "folds; the interval is a 95 % t-interval over folds.",
+        "folds; the interval is a 95 % t-interval over folds, clipped to [0, 1].",
         "\"selected on CV\": the best of a sweep, chosen on the same folds that score it "
         "(optimistic). \"nested\": parameters chosen on inner folds only (unbiased).",
         "p-values compare each row with the top row on their shared folds (corrected "
