@@ -134,6 +134,12 @@ def test_study_for_another_model_is_refused(three_folds):
         sweep(_cfg(three_folds, "rf", trials=1, study="shared"), progress=False)
     assert str(err.value) == ("Study 'shared' was created for model 'logreg', not 'rf'. Pass "
                               "another --study name (or the matching settings) to keep both.")
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient("sqlite:///results/mlflow.db")
+    sweeps = client.search_runs([e.experiment_id for e in client.search_experiments()],
+                                "tags.`usbench.kind` = 'sweep'")
+    assert [r.info.status for r in sweeps] == ["FINISHED"]  # the refused sweep logged nothing
 
 
 def test_two_workers_run_exactly_the_requested_trials(three_folds, in_tmp):

@@ -400,6 +400,8 @@ def _sweep(cfg: SweepConfig, *, progress: bool) -> SweepOutcome:
                     ",".join(map(str, folds)))
     uri = cfg.tracking_uri or tracking.default_tracking_uri(results)
     selection = "nested" if cfg.nested else "selected on CV"
+    if not cfg.nested:  # refuse a study made for another target before anything is logged
+        load_study(name, open_storage(storage_url), target, cfg.seed, cfg.pruner)
     parent = tracking.start_parent(
         uri, results / "mlartifacts", cfg.experiment or ds.name,
         f"sweep-{name}-{time.strftime('%Y%m%d-%H%M%S')}",
@@ -408,8 +410,22 @@ def _sweep(cfg: SweepConfig, *, progress: bool) -> SweepOutcome:
          "nested": cfg.nested, "pruner": cfg.pruner, "workers": cfg.workers},
         {"usbench.kind": "sweep", "usbench.selection": selection, "usbench.study": name,
          "usbench.partial": str(inp.partial).lower(), "usbench.dataset": ds.name})
-    if cfg.nested:
-        return _nested(cfg, inp, name, storage_url, target, folds, defaults, spec, uri, parent)
+    try:
+        if cfg.nested:
+            return _nested(cfg, inp, name, storage_url, target, folds, defaults, spec, uri,
+                           parent)
+        return _finish(cfg, inp, name, storage_url, target, folds, defaults, uri, parent,
+                       selection)
+    except BaseException as exc:
+        if parent:  # never leave the sweep's MLflow run open
+            status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
+            tracking.finish_parent(uri, parent, {}, {}, None, status=status)
+        raise
+
+
+def _finish(cfg, inp, name, storage_url, target, folds, defaults, uri, parent, selection):
+    """Run the plain study to its trial count and log its summary to the parent run."""
+    from usbench import tracking
 
     study = run_study(cfg, inp, name, storage_url, target, folds, parent, selection)
     best = study.best_trial
