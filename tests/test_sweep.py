@@ -241,3 +241,20 @@ def test_ctrl_c_leaves_the_study_consistent_and_resumable(three_folds, in_tmp):
     n = sweep_mod.finished_trials(study)
     sweep(_cfg(three_folds, trials=n + 1), progress=False)
     assert sweep_mod.finished_trials(study) == n + 1
+
+
+def test_nested_workers_train_inner_trials_without_the_outer_fold(three_folds, in_tmp):
+    import json
+
+    sweep(_cfg(three_folds, trials=2, nested=True, workers=2), progress=False)
+    inner = []
+    for result in (in_tmp / "results" / "runs").glob("*/result.json"):
+        data = json.loads(result.read_text())
+        if data["tags"]["usbench.kind"] == "trial":
+            inner.append(data)
+    assert len(inner) == 6  # 3 outer folds x 2 trials, half of them run by the second worker
+    for data in inner:
+        outer = int(data["tags"]["usbench.study"].rsplit("outer", 1)[1])
+        assert str(outer) not in data["params"]["folds"].split(",")
+        # 3 folds of 20 clips: an inner fold is trained on the one other inner fold only.
+        assert {f["train_clips"] for f in data["folds"]} == {20}

@@ -273,6 +273,8 @@ def _worker(cfg: SweepConfig, name: str, storage_url: str, target: Target, n_tri
     from usbench.runner import load_inputs
 
     inp = load_inputs(cfg.data, cfg.features, jobs=cfg.jobs, progress=False)
+    if target.nested_outer is not None:  # an inner study never sees its outer test fold
+        inp = inp.subset(inp.folds != target.nested_outer)
     study = load_study(name, open_storage(storage_url), target, cfg.seed, cfg.pruner, worker)
     optimize(study, Objective(cfg, inp, test_folds, parent_run_id), n_trials, cfg.timeout,
              cfg.trials)
@@ -290,8 +292,8 @@ def run_study(cfg: SweepConfig, inp: Inputs, name: str, storage_url: str, target
 
     storage = open_storage(storage_url)
     study = load_study(name, storage, target, cfg.seed, cfg.pruner)
-    todo = max(0, cfg.trials - finished_trials(study))
-    have = cfg.trials - todo
+    have = finished_trials(study)
+    todo = max(0, cfg.trials - have)
     log.info(f"study '{name}': {have} finished trial(s), running {todo} more"
              + (f" on {cfg.workers} workers" if cfg.workers > 1 and todo else ""))
     shares = [todo // cfg.workers + (i < todo % cfg.workers) for i in range(cfg.workers)]
