@@ -55,6 +55,20 @@ def _key_value(text: str) -> tuple[str, str]:
     return key.strip(), value.strip()
 
 
+def _add_evaluation_args(p: argparse.ArgumentParser, set_help: str) -> None:
+    """What run, sweep and audit share: model, features, data, --set, tracking, workers."""
+    p.add_argument("--model", required=True, metavar="NAME", help="`usbench ls models`")
+    p.add_argument("--features", required=True, metavar="NAME")
+    _add_data_args(p)
+    p.add_argument("--set", action="append", default=[], type=_key_value, metavar="KEY=VALUE",
+                   dest="overrides", help=set_help)
+    p.add_argument("--experiment", metavar="NAME", help="MLflow experiment (default: dataset)")
+    p.add_argument("--tracking-uri", metavar="URI",
+                   help="MLflow tracking URI (default: sqlite:///results/mlflow.db)")
+    p.add_argument("--jobs", type=_positive_int, metavar="N",
+                   help="feature-extraction workers (default: one per core)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="usbench",
@@ -95,29 +109,19 @@ def build_parser() -> argparse.ArgumentParser:
     build.set_defaults(func=cmd_features_build)
 
     run = sub.add_parser("run", help="evaluate a model under leave-one-fold-out and log it")
-    run.add_argument("--model", required=True, metavar="NAME", help="`usbench ls models`")
-    run.add_argument("--features", required=True, metavar="NAME")
-    _add_data_args(run)
+    _add_evaluation_args(run, "override a hyper-parameter (repeatable)")
     run.add_argument("--folds", type=_fold_list, metavar="1,2,10",
                      help="folds to test (default: all); each is predicted by a model "
                           "trained on every other present fold")
-    run.add_argument("--set", action="append", default=[], type=_key_value, metavar="KEY=VALUE",
-                     dest="overrides", help="override a hyper-parameter (repeatable)")
     run.add_argument("--config", metavar="FILE.toml",
                      help="TOML file with run settings; flags override it")
     run.add_argument("--seed", type=int)
-    run.add_argument("--experiment", metavar="NAME", help="MLflow experiment (default: dataset)")
-    run.add_argument("--tracking-uri", metavar="URI",
-                     help="MLflow tracking URI (default: sqlite:///results/mlflow.db)")
-    run.add_argument("--jobs", type=_positive_int, metavar="N",
-                     help="feature-extraction workers (default: one per core)")
     run.add_argument("--save-model", action="store_true",
                      help="also fit on all present folds and log the model for `predict`")
     run.set_defaults(func=cmd_run)
 
     sw = sub.add_parser("sweep", help="Optuna search of a model family under the fold protocol")
-    sw.add_argument("--model", required=True, metavar="NAME")
-    sw.add_argument("--features", required=True, metavar="NAME")
+    _add_evaluation_args(sw, "hold a hyper-parameter fixed in every trial")
     sw.add_argument("--trials", required=True, type=int, metavar="N",
                     help="finished trials the study should hold; a re-run adds the difference")
     sw.add_argument("--timeout", type=float, metavar="S", help="stop starting trials after S s")
@@ -132,13 +136,6 @@ def build_parser() -> argparse.ArgumentParser:
                     help="select on inner folds for each outer test fold (unbiased estimate)")
     sw.add_argument("--pruner", choices=["median", "none"], default="median")
     sw.add_argument("--seed", type=int, default=0)
-    sw.add_argument("--set", action="append", default=[], type=_key_value, metavar="KEY=VALUE",
-                    dest="overrides", help="hold a hyper-parameter fixed in every trial")
-    _add_data_args(sw)
-    sw.add_argument("--experiment", metavar="NAME", help="MLflow experiment (default: dataset)")
-    sw.add_argument("--tracking-uri", metavar="URI")
-    sw.add_argument("--jobs", type=_positive_int, metavar="N",
-                    help="feature-extraction workers (default: one per core)")
     sw.set_defaults(func=cmd_sweep)
 
     lb = sub.add_parser("leaderboard", help="write leaderboard.md and .html from MLflow runs")
@@ -152,16 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     lb.set_defaults(func=cmd_leaderboard)
 
     au = sub.add_parser("audit", help="leakage audit: the fold protocol versus a random split")
-    au.add_argument("--model", required=True, metavar="NAME")
-    au.add_argument("--features", required=True, metavar="NAME")
-    _add_data_args(au)
-    au.add_argument("--set", action="append", default=[], type=_key_value, metavar="KEY=VALUE",
-                    dest="overrides", help="override a hyper-parameter (repeatable)")
+    _add_evaluation_args(au, "override a hyper-parameter (repeatable)")
     au.add_argument("--seed", type=int, default=0)
-    au.add_argument("--experiment", metavar="NAME", help="MLflow experiment (default: dataset)")
-    au.add_argument("--tracking-uri", metavar="URI")
-    au.add_argument("--jobs", type=_positive_int, metavar="N",
-                    help="feature-extraction workers (default: one per core)")
     au.set_defaults(func=cmd_audit)
 
     pred = sub.add_parser("predict", help="classify clips with a model saved by a run")
