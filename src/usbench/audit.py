@@ -54,7 +54,7 @@ class AuditOutcome:
 
 def audit(model: str, features: str, *, data, overrides: dict | None = None, seed: int = 0,
           experiment: str | None = None, tracking_uri: str | None = None,
-          jobs: int | None = None, progress: bool = True) -> AuditOutcome:
+          jobs: int | None = None, progress: bool = True, augment=None) -> AuditOutcome:
     """Evaluate one configuration under the folds and under a random split; log both."""
     from dataclasses import replace
 
@@ -69,7 +69,12 @@ def audit(model: str, features: str, *, data, overrides: dict | None = None, see
     )
 
     spec, params = check_model(model, features, overrides)
-    inp = load_inputs(data, features, jobs=jobs, progress=progress)
+    from usbench.datasets import open_dataset
+    from usbench.runner import check_protocol
+
+    ds = open_dataset(data)
+    check_protocol(spec, params, ds.clips["fold"].to_numpy())
+    inp = load_inputs(data, features, jobs=jobs, progress=progress, augment=augment, dataset=ds)
     n_folds = len(np.unique(inp.folds))
     log.info(f"audit of {model} on {features}: leave-one-fold-out over the {n_folds} folds")
     fold_results = evaluate(spec, params, inp, seed=seed, on_fold=log_fold)

@@ -61,7 +61,10 @@ def _add_evaluation_args(p: argparse.ArgumentParser, set_help: str) -> None:
     p.add_argument("--features", required=True, metavar="NAME")
     _add_data_args(p)
     p.add_argument("--set", action="append", default=[], type=_key_value, metavar="KEY=VALUE",
-                   dest="overrides", help=set_help)
+                   dest="overrides", help=set_help + "; augment.KEY=VALUE tunes --augment")
+    p.add_argument("--augment", action="store_true",
+                   help="also train on cached audio-augmented copies of the training clips "
+                        "(SB-CNN's time stretch, pitch shift, compression, noise)")
     p.add_argument("--experiment", metavar="NAME", help="MLflow experiment (default: dataset)")
     p.add_argument("--tracking-uri", metavar="URI",
                    help="MLflow tracking URI (default: sqlite:///results/mlflow.db)")
@@ -234,6 +237,20 @@ def cmd_features_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _augmentation(on: bool, overrides: dict[str, str]):
+    """(model overrides, AudioAugment or None) from --augment and the --set pairs."""
+    from usbench.augment import PREFIX, parse, split_overrides
+    from usbench.errors import ConfigError
+
+    model, aug = split_overrides(overrides)
+    if aug and not on:
+        first = next(iter(aug))
+        raise ConfigError(
+            f"--set {PREFIX}{first} tunes the audio augmentation, which is off. Add --augment."
+        )
+    return model, (parse(aug) if on else None)
+
+
 def _run_config(args: argparse.Namespace):
     """Defaults < --config file < explicit flags < --set."""
     from usbench.config import DataConfig, RunConfig, load_config_file
@@ -244,6 +261,8 @@ def _run_config(args: argparse.Namespace):
                       allow_missing=args.allow_missing or bool(file.get("allow_missing", False)))
     overrides = {**{k: str(v) for k, v in file.get("params", {}).items()},
                  **dict(args.overrides)}
+    overrides, augment = _augmentation(args.augment or bool(file.get("augment", False)),
+                                       overrides)
     folds = args.folds or (tuple(file["folds"]) if "folds" in file else None)
     seed = args.seed if args.seed is not None else int(file.get("seed", 0))
     return RunConfig(data=data, features=args.features, model=args.model,
@@ -251,7 +270,7 @@ def _run_config(args: argparse.Namespace):
                      experiment=args.experiment or file.get("experiment"),
                      tracking_uri=args.tracking_uri or file.get("tracking_uri"),
                      save_model=args.save_model or bool(file.get("save_model", False)),
-                     jobs=args.jobs)
+                     jobs=args.jobs, augment=augment)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -281,6 +300,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from usbench.runner import check_model
     from usbench.sweep import sweep
 
+    overrides, augment = _augmentation(args.augment, dict(args.overrides))
     cfg = SweepConfig(data=DataConfig(dataset=args.dataset, root=args.data,
                                       allow_missing=args.allow_missing),
                       model=args.model, features=args.features, trials=args.trials,
@@ -288,7 +308,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                       workers=args.workers, nested=args.nested, pruner=args.pruner,
                       seed=args.seed, experiment=args.experiment,
                       tracking_uri=args.tracking_uri, jobs=args.jobs,
-                      overrides=tuple(sorted(dict(args.overrides).items())))
+                      overrides=tuple(sorted(overrides.items())), augment=augment)
     check_model(cfg.model, cfg.features, dict(cfg.overrides))
     out = sweep(cfg)
     print()
@@ -338,9 +358,10 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from usbench.config import DataConfig
     from usbench.runner import check_model
 
-    overrides = dict(args.overrides)
+    overrides, augment = _augmentation(args.augment, dict(args.overrides))
     check_model(args.model, args.features, overrides)
     out = audit(args.model, args.features, overrides=overrides, seed=args.seed,
+                augment=augment,
                 data=DataConfig(dataset=args.dataset, root=args.data,
                                 allow_missing=args.allow_missing),
                 experiment=args.experiment, tracking_uri=args.tracking_uri, jobs=args.jobs)

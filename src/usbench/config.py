@@ -12,6 +12,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from usbench.augment import AudioAugment
+
 
 def canonical_json(obj: Any) -> str:
     """JSON with sorted keys and no whitespace; dataclasses become dicts."""
@@ -66,6 +68,8 @@ class BuildConfig:
         jobs: worker processes (None: one per available core). Not part of any key.
         skip_bad: list undecodable clips in the manifest instead of stopping.
         chunk_size: clips per cache shard (the unit of resumption).
+        augment: build the features of audio-augmented variants of every clip with this
+            spec instead of the clips' own.
     """
 
     data: DataConfig = DataConfig()
@@ -73,6 +77,7 @@ class BuildConfig:
     jobs: int | None = None
     skip_bad: bool = False
     chunk_size: int = 64
+    augment: AudioAugment | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -91,6 +96,8 @@ class RunConfig:
         tracking_uri: MLflow tracking URI (None: sqlite under ``results/``).
         save_model: also fit on all present folds and log the model for ``usbench predict``.
         jobs: feature-extraction worker processes (not part of any key).
+        augment: audio augmentation (``--augment``, tuned by ``--set augment.KEY=VALUE``), or
+            None: each training fold then also offers cached deformed copies of its clips.
     """
 
     data: DataConfig = DataConfig()
@@ -103,6 +110,7 @@ class RunConfig:
     tracking_uri: str | None = None
     save_model: bool = False
     jobs: int | None = None
+    augment: AudioAugment | None = None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -124,6 +132,7 @@ class SweepConfig:
         pruner: ``median`` (stop poor trials after a few folds) or ``none``.
         overrides: ``--set`` parameters held fixed in every trial (they win over the search
             space).
+        augment: as in RunConfig.
     """
 
     data: DataConfig = DataConfig()
@@ -141,6 +150,7 @@ class SweepConfig:
     experiment: str | None = None
     tracking_uri: str | None = None
     jobs: int | None = None
+    augment: AudioAugment | None = None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

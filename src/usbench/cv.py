@@ -84,6 +84,7 @@ def leave_one_fold_out(
     n_classes: int,
     test_folds: Sequence[int] | None = None,
     on_fold: Callable[[FoldResult], None] | None = None,
+    variants: np.ndarray | None = None,
 ) -> list[FoldResult]:
     """Evaluate one configuration under leave-one-fold-out.
 
@@ -96,6 +97,8 @@ def leave_one_fold_out(
         n_classes: size of the class list (from the dataset table, not from `y`).
         test_folds: folds to test (default: all present folds).
         on_fold: called after each fold, e.g. for progress or pruning.
+        variants: audio-augmented variants of each clip, shape (n_clips, k, *feature shape),
+            or None; ``fit`` gets those of its training rows only.
 
     Returns:
         One FoldResult per tested fold, in fold order.
@@ -110,7 +113,8 @@ def leave_one_fold_out(
             continue
         est = make_estimator(fold)
         t0 = time.perf_counter()
-        est.fit(X[train], y[train], groups=recordings[train])
+        est.fit(X[train], y[train], groups=recordings[train], folds=folds[train],
+                variants=None if variants is None else variants[train])
         t1 = time.perf_counter()
         proba = np.asarray(est.predict_proba(X[test]), dtype=np.float64)
         t2 = time.perf_counter()

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from usbench.augment import AudioAugment
 from usbench.cache import FeatureStore
 from usbench.features.base import FeatureSet
 
@@ -21,12 +22,14 @@ THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                "NUMBA_NUM_THREADS")
 
 
-def extract_chunk(fs: FeatureSet, clip_ids: list[str], paths: list[str]
+def extract_chunk(fs: FeatureSet, clip_ids: list[str], paths: list[str],
+                  augment: AudioAugment | None = None
                   ) -> tuple[list[str], np.ndarray, list[dict]]:
-    """Decode and extract one chunk.
+    """Decode and extract one chunk (or, with `augment`, the features of its variants).
 
     Returns:
-        (good clip ids, float32 features of shape (n_good, *fs.shape), bad clips as
+        (good clip ids, float32 features of shape (n_good, *fs.shape), or
+        (n_good, augment.variants, *fs.shape) with `augment`, bad clips as
         {clip_id, path, reason}).
     """
     from usbench.audio import load
@@ -39,8 +42,15 @@ def extract_chunk(fs: FeatureSet, clip_ids: list[str], paths: list[str]
             good.append(clip_id)
         except AudioError as exc:
             bad.append({"clip_id": clip_id, "path": path, "reason": exc.reason})
-    X = fs.extract_batch(waves, fs.sr) if waves else np.empty((0, *fs.shape), np.float32)
-    return good, X, bad
+    if augment is None:
+        X = fs.extract_batch(waves, fs.sr) if waves else np.empty((0, *fs.shape), np.float32)
+        return good, X, bad
+    k = augment.variants
+    deformed = [v for clip_id, y in zip(good, waves, strict=True)
+                for v in augment.make(y, fs.sr, clip_id)]
+    X = (fs.extract_batch(deformed, fs.sr) if deformed
+         else np.empty((0, *fs.shape), np.float32))
+    return good, X.reshape(len(good), k, *fs.shape), bad
 
 
 @contextmanager
@@ -67,7 +77,8 @@ def default_jobs() -> int:
 
 def run_chunks(store: FeatureStore, fs: FeatureSet, chunks: list[tuple[list[str], list[str]]],
                todo: list[int], jobs: int,
-               on_chunk: Callable[[int, int], None] | None = None) -> None:
+               on_chunk: Callable[[int, int], None] | None = None,
+               augment: AudioAugment | None = None) -> None:
     """Extract the chunks whose indices are in `todo` and write each as a shard.
 
     Args:
@@ -75,6 +86,7 @@ def run_chunks(store: FeatureStore, fs: FeatureSet, chunks: list[tuple[list[str]
         todo: chunk indices still missing from the store.
         jobs: worker processes; 1 runs in this process.
         on_chunk: called with (chunk index, clips in it) after each shard is written.
+        augment: extract the features of each clip's audio variants instead.
     """
     def done(i: int, result) -> None:
         store.write_shard(i, *result)
@@ -87,7 +99,7 @@ def run_chunks(store: FeatureStore, fs: FeatureSet, chunks: list[tuple[list[str]
         # One BLAS thread, as in the workers: the matrix is bit-identical whatever --jobs is.
         with threadpool_limits(limits=1):
             for i in todo:
-                done(i, extract_chunk(fs, *chunks[i]))
+                done(i, extract_chunk(fs, *chunks[i], augment))
         return
     import multiprocessing
 
@@ -100,7 +112,7 @@ def run_chunks(store: FeatureStore, fs: FeatureSet, chunks: list[tuple[list[str]
         while queue or pending:
             while queue and len(pending) < 2 * jobs:
                 i = queue.pop(0)
-                pending[pool.submit(extract_chunk, fs, *chunks[i])] = i
+                pending[pool.submit(extract_chunk, fs, *chunks[i], augment)] = i
             finished, _ = wait(pending, return_when=FIRST_COMPLETED)
             for fut in finished:
                 done(pending.pop(fut), fut.result())

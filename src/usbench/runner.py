@@ -37,12 +37,24 @@ def decoder_spec(fs: FeatureSet) -> dict:
             "version": audio.DECODER_VERSION}
 
 
-def store_for(ds: Dataset, fs: FeatureSet) -> tuple[FeatureStore, dict]:
-    """The cache entry of (dataset, feature set) and the inputs of its key."""
+def store_for(ds: Dataset, fs: FeatureSet, augment=None) -> tuple[FeatureStore, dict]:
+    """The cache entry of (dataset, feature set[, augmentation]) and the inputs of its key.
+
+    With `augment` (an ``AudioAugment``) the entry holds the features of the clips' variants,
+    under ``<feature name>-variants`` and a key that also covers the augmentation spec and
+    the libraries that compute it.
+    """
     from usbench.paths import cache_dir, writable_dir
 
     inputs = key_inputs(ds.fingerprint(), ds.files_stamp(), fs.spec(), decoder_spec(fs))
-    return FeatureStore(writable_dir(cache_dir()), fs.name, features_key(inputs)), inputs
+    name = fs.name
+    if augment is not None:
+        from importlib.metadata import version
+
+        inputs["augment"] = augment.spec()
+        inputs["libraries"] = {**inputs["libraries"], "pedalboard": version("pedalboard")}
+        name = f"{fs.name}-variants"
+    return FeatureStore(writable_dir(cache_dir()), name, features_key(inputs)), inputs
 
 
 def _bad_clips_error(bad: list[dict], n_clips: int, root) -> DatasetError:
@@ -58,13 +70,15 @@ def _bad_clips_error(bad: list[dict], n_clips: int, root) -> DatasetError:
 
 
 def build_features(cfg: BuildConfig, *, progress: bool = True,
-                   on_chunk: Callable[[int, int], None] | None = None) -> BuiltFeatures:
+                   on_chunk: Callable[[int, int], None] | None = None,
+                   dataset: Dataset | None = None) -> BuiltFeatures:
     """Open the dataset, and extract (or load from the cache) the feature matrix.
 
     Args:
         cfg: the build configuration.
         progress: show a progress bar on a terminal.
         on_chunk: called with (chunk index, clips) after each chunk is stored.
+        dataset: the dataset ``cfg.data`` names, when the caller has opened it already.
 
     Raises:
         DatasetError: the dataset is incomplete or broken, or clips fail to decode and
@@ -75,16 +89,17 @@ def build_features(cfg: BuildConfig, *, progress: bool = True,
     from usbench.features import get_feature_set
 
     fs = get_feature_set(cfg.features)
-    ds = open_dataset(cfg.data)
+    ds = dataset if dataset is not None else open_dataset(cfg.data)
     start = time.perf_counter()
-    store, inputs = store_for(ds, fs)
+    store, inputs = store_for(ds, fs, cfg.augment)
+    shape = fs.shape if cfg.augment is None else (cfg.augment.variants, *fs.shape)
     if store.is_complete():
         matrix = store.load()
     else:
         manifest = store.begin({
             "key": store.key, "key_inputs": inputs, "dataset": ds.name,
             "root": str(ds.root), "n_clips": len(ds.clips), "chunk_size": cfg.chunk_size,
-            "shape": list(fs.shape), "dtype": "float32",
+            "shape": list(shape), "dtype": "float32",
         })
         size = manifest["chunk_size"]
         ids, paths = ds.clips["clip_id"].tolist(), ds.clips["path"].tolist()
@@ -95,7 +110,8 @@ def build_features(cfg: BuildConfig, *, progress: bool = True,
             log.info(f"Resuming: {len(ids) - n_todo:,} clips already cached, {n_todo:,} to go")
         from tqdm import tqdm
 
-        with tqdm(total=n_todo, desc=f"{fs.name}", unit="clip",
+        desc = fs.name if cfg.augment is None else f"{fs.name} variants"
+        with tqdm(total=n_todo, desc=desc, unit="clip",
                   disable=None if progress else True) as bar:
             def step(i: int, n: int) -> None:
                 bar.update(n)
@@ -103,11 +119,11 @@ def build_features(cfg: BuildConfig, *, progress: bool = True,
                     on_chunk(i, n)
 
             jobs = cfg.jobs or default_jobs()
-            run_chunks(store, fs, chunks, todo, jobs, on_chunk=step)
+            run_chunks(store, fs, chunks, todo, jobs, on_chunk=step, augment=cfg.augment)
         bad = store.bad_so_far()
         if bad and not cfg.skip_bad:
             raise _bad_clips_error(bad, len(ids), ds.root)
-        store.finalize(len(chunks), fs.shape)
+        store.finalize(len(chunks), shape)
         matrix = store.load(computed=n_todo)
     if matrix.bad and not cfg.skip_bad:
         raise _bad_clips_error(matrix.bad, len(ds.clips), ds.root)
@@ -130,6 +146,8 @@ class Inputs:
     folds: object = field(repr=False)
     recordings: object = field(repr=False)
     clip_ids: list = field(repr=False, default_factory=list)
+    variants: object = field(repr=False, default=None)
+    augment: object = None
 
     @property
     def dataset(self) -> Dataset:
@@ -146,7 +164,8 @@ class Inputs:
         keep = np.flatnonzero(mask)
         return replace(self, X=self.X[keep], y=self.y[keep], folds=self.folds[keep],
                        recordings=self.recordings[keep],
-                       clip_ids=[self.clip_ids[i] for i in keep])
+                       clip_ids=[self.clip_ids[i] for i in keep],
+                       variants=None if self.variants is None else self.variants[keep])
 
 
 @dataclass(frozen=True)
@@ -224,7 +243,27 @@ def check_model(model: str, features: str, overrides: dict | None = None):
             f"{fs.kind}s. Use --features {' or '.join(matching)}."
         )
     overrides = {k.removeprefix("model.params."): v for k, v in (overrides or {}).items()}
-    return spec, spec.params(overrides)
+    params = spec.params(overrides)
+    spec.check_input(params, fs.shape)
+    return spec, params
+
+
+def check_protocol(spec, params: dict, folds, test_folds=None, final_fit: bool = False):
+    """Refuse test folds, and parameters the folds cannot serve, before any features are
+    built: returns the sorted test folds.
+
+    Args:
+        folds: fold of every usable clip (from the dataset table).
+        final_fit: a model will also be fitted on every fold (``--save-model``).
+    """
+    from usbench import cv
+
+    tested = cv.check_folds(folds, test_folds)
+    present = sorted(set(int(f) for f in folds))
+    spec.check_protocol(params, present, tested)
+    if final_fit:
+        spec.check_protocol(params, present, None)
+    return tested
 
 
 def prepare_model(cfg):
@@ -233,20 +272,42 @@ def prepare_model(cfg):
 
 
 def load_inputs(data, features: str, *, jobs: int | None = None,
-                progress: bool = True) -> Inputs:
-    """Open the dataset, load (or build) its features, and check them."""
+                progress: bool = True, augment=None, dataset: Dataset | None = None) -> Inputs:
+    """Open the dataset, load (or build) its features, and check them.
+
+    Args:
+        augment: an ``AudioAugment``: also load (or build) the features of every clip's
+            audio variants, aligned with the rows of X.
+        dataset: the dataset `data` names, when the caller has opened it already.
+    """
     import numpy as np
 
     from usbench.config import BuildConfig
+    from usbench.errors import CacheError
 
     built = build_features(BuildConfig(data=data, features=features, jobs=jobs),
-                           progress=progress)
+                           progress=progress, dataset=dataset)
     m = built.matrix
     check_finite(m.X, m.clip_ids)
+    variants = None
+    if augment is not None:
+        log.info(f"--augment: {augment.variants} audio variant(s) per clip "
+                 f"({', '.join(augment.families)})")
+        v = build_features(BuildConfig(data=data, features=features, jobs=jobs,
+                                       augment=augment), progress=progress,
+                           dataset=built.dataset).matrix
+        if list(v.clip_ids) != list(m.clip_ids):
+            raise CacheError(
+                f"The cached variants in {v.path} list other clips than the features in "
+                f"{m.path}. Delete {v.path} to rebuild them."
+            )
+        check_finite(v.X, v.clip_ids)
+        variants = v.X
     clips = built.dataset.clips.set_index("clip_id").loc[m.clip_ids]
     return Inputs(built=built, X=np.asarray(m.X, dtype=np.float32),
                   y=clips["class_id"].to_numpy(), folds=clips["fold"].to_numpy(),
-                  recordings=clips["recording"].to_numpy(), clip_ids=list(m.clip_ids))
+                  recordings=clips["recording"].to_numpy(), clip_ids=list(m.clip_ids),
+                  variants=variants, augment=augment)
 
 
 def evaluate(spec, params: dict, inp: Inputs, *, seed: int, test_folds=None, on_fold=None):
@@ -256,9 +317,10 @@ def evaluate(spec, params: dict, inp: Inputs, *, seed: int, test_folds=None, on_
 
     ctx = BuildContext(n_classes=len(inp.dataset.classes), input_shape=inp.X.shape[1:],
                        seed=seed)
-    return cv.leave_one_fold_out(lambda fold: spec.build(params, ctx), inp.X, inp.y, inp.folds,
-                                 inp.recordings, len(inp.dataset.classes),
-                                 test_folds=test_folds, on_fold=on_fold)
+    return cv.leave_one_fold_out(lambda fold: spec.build(params, replace(ctx, test_fold=fold)),
+                                 inp.X, inp.y, inp.folds, inp.recordings,
+                                 len(inp.dataset.classes), test_folds=test_folds,
+                                 on_fold=on_fold, variants=inp.variants)
 
 
 def log_fold(r) -> None:
@@ -304,9 +366,11 @@ def record(*, model: str, features: str, params: dict, seed: int, inp: Inputs, r
     ds, m = inp.dataset, inp.built.matrix
     test_folds = [r.fold for r in results]
     scores = metrics.score(results, ds.classes)
-    config_id = fingerprint({"dataset": ds.fingerprint(), "features_key": m.key,
-                             "model": model, "params": params, "folds": test_folds,
-                             "seed": seed})
+    identity = {"dataset": ds.fingerprint(), "features_key": m.key, "model": model,
+                "params": params, "folds": test_folds, "seed": seed}
+    if inp.augment is not None:
+        identity["augment"] = inp.augment.spec()
+    config_id = fingerprint(identity)
     results_root = results_dir()
     uri = how.tracking_uri or tracking.default_tracking_uri(results_root)
     experiment = how.experiment or ds.name
@@ -317,7 +381,10 @@ def record(*, model: str, features: str, params: dict, seed: int, inp: Inputs, r
     run_params = {"model": model, "features": features, "dataset": ds.name,
                   "folds": ",".join(map(str, test_folds)), "seed": seed,
                   **{f"model.params.{k}": v for k, v in params.items()},
-                  **{f"features.{k}": v for k, v in inp.built.feature_set.spec().items()}}
+                  **{f"features.{k}": v for k, v in inp.built.feature_set.spec().items()},
+                  "augment": inp.augment is not None,
+                  **({f"augment.{k}": v for k, v in inp.augment.spec().items()}
+                     if inp.augment is not None else {})}
     run_metrics = {"accuracy": scores.accuracy, "accuracy_std": scores.accuracy_std,
                    "macro_f1": scores.macro_f1,
                    "fit_seconds": sum(r.fit_seconds for r in results),
@@ -328,6 +395,7 @@ def record(*, model: str, features: str, params: dict, seed: int, inp: Inputs, r
             "usbench.dataset_fingerprint": ds.fingerprint(), "usbench.dataset": ds.name,
             "usbench.partial": str(inp.partial).lower(), "usbench.kind": how.kind,
             "usbench.selection": how.selection, "usbench.git_commit": _git_commit(),
+            "usbench.augment": "off" if inp.augment is None else fingerprint(inp.augment.spec()),
             **{f"usbench.version.{k}": v for k, v in _versions().items()},
             **{k: str(v) for k, v in how.extra_tags.items()}}
     result = {
@@ -368,15 +436,20 @@ def fit_final(spec, params: dict, inp: Inputs, *, seed: int):
              "folds")
     ctx = BuildContext(n_classes=len(inp.dataset.classes), input_shape=inp.X.shape[1:],
                        seed=seed)
-    return spec.build(params, ctx).fit(inp.X, inp.y, groups=inp.recordings)
+    return spec.build(params, ctx).fit(inp.X, inp.y, groups=inp.recordings, folds=inp.folds,
+                                       variants=inp.variants)
 
 
 def run_experiment(cfg, *, progress: bool = True) -> RunOutcome:
     """``usbench run``: evaluate one configuration under leave-one-fold-out, record, log."""
     from usbench import cv
+    from usbench.datasets import open_dataset
 
     spec, params = prepare_model(cfg)
-    inp = load_inputs(cfg.data, cfg.features, jobs=cfg.jobs, progress=progress)
+    ds = open_dataset(cfg.data)
+    check_protocol(spec, params, ds.clips["fold"].to_numpy(), cfg.folds, cfg.save_model)
+    inp = load_inputs(cfg.data, cfg.features, jobs=cfg.jobs, progress=progress,
+                      augment=cfg.augment, dataset=ds)
     test_folds = cv.check_folds(inp.folds, cfg.folds)
     log.info(f"{cfg.model} on {cfg.features}, {inp.dataset.name}: leave-one-fold-out over "
              f"folds {', '.join(map(str, test_folds))}")

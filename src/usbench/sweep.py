@@ -128,6 +128,7 @@ class Target:
     dataset_fingerprint: str
     folds: str
     nested_outer: int | None = None
+    augment: str = "off"
 
     def attrs(self) -> dict:
         return {f"usbench.{k}": v for k, v in self.__dict__.items()}
@@ -272,7 +273,8 @@ def _worker(cfg: SweepConfig, name: str, storage_url: str, target: Target, n_tri
     """Body of an extra ``--workers`` process: load features from the cache, run trials."""
     from usbench.runner import load_inputs
 
-    inp = load_inputs(cfg.data, cfg.features, jobs=cfg.jobs, progress=False)
+    inp = load_inputs(cfg.data, cfg.features, jobs=cfg.jobs, progress=False,
+                      augment=cfg.augment)
     if target.nested_outer is not None:  # an inner study never sees its outer test fold
         inp = inp.subset(inp.folds != target.nested_outer)
     study = load_study(name, open_storage(storage_url), target, cfg.seed, cfg.pruner, worker)
@@ -366,6 +368,15 @@ def reproduce_command(cfg: SweepConfig, params: dict, defaults: dict) -> str:
         parts += ["--data", str(cfg.data.root)]
     if cfg.data.allow_missing:
         parts.append("--allow-missing")
+    if cfg.augment is not None:
+        from usbench.augment import PREFIX, AudioAugment
+
+        parts.append("--augment")
+        base = AudioAugment()
+        for k, v in sorted(cfg.augment.spec().items()):
+            if k != "version" and getattr(base, k) != v:
+                text = ",".join(map(str, v)) if isinstance(v, tuple | list) else str(v)
+                parts += ["--set", f"{PREFIX}{k}={text}"]
     for k, v in sorted(params.items()):
         if defaults.get(k) != v:
             text = ",".join(map(str, v)) if isinstance(v, tuple | list) else str(v)
@@ -393,13 +404,23 @@ def _sweep(cfg: SweepConfig, *, progress: bool) -> SweepOutcome:
     results = results_dir()
     storage_url = cfg.storage or default_storage(results)
     open_storage(storage_url)  # an unreachable storage fails here, before any work
-    inp = load_inputs(cfg.data, cfg.features, jobs=cfg.jobs, progress=progress)
-    ds = inp.dataset
+    from usbench.datasets import open_dataset
+
+    ds = open_dataset(cfg.data)
+    all_folds = cv.check_folds(ds.clips["fold"].to_numpy(), None)
+    for outer in all_folds if cfg.nested else [None]:  # every study, before any work
+        present = [f for f in all_folds if f != outer]
+        spec.check_protocol(defaults, present, present)
+    inp = load_inputs(cfg.data, cfg.features, jobs=cfg.jobs, progress=progress,
+                      augment=cfg.augment, dataset=ds)
     folds = cv.check_folds(inp.folds, None)
     name = cfg.study or f"{ds.name}-{cfg.model}-{cfg.features}" + ("-nested" if cfg.nested
                                                                    else "")
+    from usbench.config import fingerprint
+
     target = Target(cfg.model, cfg.features, ds.name, ds.fingerprint(),
-                    ",".join(map(str, folds)))
+                    ",".join(map(str, folds)),
+                    augment="off" if cfg.augment is None else fingerprint(cfg.augment.spec()))
     uri = cfg.tracking_uri or tracking.default_tracking_uri(results)
     selection = "nested" if cfg.nested else "selected on CV"
     if not cfg.nested:  # refuse a study made for another target before anything is logged

@@ -8,7 +8,8 @@ import pytest
 
 from usbench.errors import ConfigError
 from usbench.models import MODELS, BuildContext, get_model
-from usbench.models.keras_models import _import_keras, grouped_validation_split
+from usbench.models.keras_models import _import_keras
+from usbench.models.validation import validation_split
 
 N_CLASSES, ABSENT = 4, 3
 # Tiny versions of every family, so that the whole file runs in seconds.
@@ -17,7 +18,8 @@ TINY = {
     "rf": {"n_estimators": 20},
     "mlp": {"hidden_units": (8,), "epochs": 3, "batch_size": 16},
     "cnn": {"filters": (4, 4, 4), "dense_units": 8, "padding": "same", "epochs": 3,
-            "batch_size": 16},
+            "batch_size": 16, "crop_frames": 16, "test_crops": 3, "time_mask_frames": 4,
+            "freq_mask_bands": 4},
 }
 
 
@@ -26,7 +28,8 @@ def shape_of(spec):
 
 
 def tiny_data(shape, n_train=60, n_test=12, seed=0):
-    """Train rows from 15 recordings of 4 rows, classes 0..2 only (class 3 is absent)."""
+    """Train rows from 15 recordings of 4 rows in folds 1-3 (20 rows each), classes 0..2 only
+    (class 3 is absent); test rows (fold 4) follow."""
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((n_train + n_test, *shape)).astype(np.float32)
     y = rng.integers(0, ABSENT, n_train + n_test)
@@ -35,14 +38,19 @@ def tiny_data(shape, n_train=60, n_test=12, seed=0):
     return X[:n_train], y[:n_train], groups, X[n_train:]
 
 
+def tiny_folds(n_train=60):
+    return np.repeat([1, 2, 3], n_train // 3)
+
+
 @pytest.fixture(scope="module", params=MODELS.names())
 def fitted(request):
     """Two estimators of one family fitted with the same seed, and their test probabilities."""
     spec = get_model(request.param)
-    ctx = BuildContext(n_classes=N_CLASSES, input_shape=shape_of(spec), seed=5)
+    ctx = BuildContext(n_classes=N_CLASSES, input_shape=shape_of(spec), seed=5, test_fold=4)
     X, y, groups, X_test = tiny_data(ctx.input_shape)
-    first = spec.build(TINY[spec.name], ctx).fit(X, y, groups=groups)
-    second = spec.build(TINY[spec.name], ctx).fit(X, y, groups=groups)
+    folds = tiny_folds()
+    first = spec.build(TINY[spec.name], ctx).fit(X, y, groups=groups, folds=folds)
+    second = spec.build(TINY[spec.name], ctx).fit(X, y, groups=groups, folds=folds)
     return spec, first, first.predict_proba(X_test), second.predict_proba(X_test)
 
 
@@ -65,8 +73,11 @@ def test_history_after_fit(fitted):
     if spec.name in ("logreg", "rf"):
         assert est.history_ == {}
     else:
-        assert est.history_["epochs_run"] == 3 and 1 <= est.history_["best_epoch"] <= 3
-        assert est.history_["train_rows"] + est.history_["validation_rows"] == 60
+        h = est.history_
+        assert h["epochs_run"] == 3 and 1 <= h["best_epoch"] <= 3
+        assert h["validation"] == "fold" and h["validation_fold"] == 1  # test 4 wraps to 1
+        assert h["train_rows"] == 40 and h["validation_rows"] == 20
+        assert h["refit_epochs"] == h["best_epoch"] and len(h["val_accuracy"]) == 3
 
 
 def test_defaults_parse_and_are_unchanged(fitted):
@@ -125,15 +136,16 @@ def test_overrides_are_typed():
     cnn = get_model("cnn")
     for text, value in [("true", True), ("1", True), ("YES", True), ("false", False),
                         ("0", False), ("no", False)]:
-        assert cnn.params({"augment": text})["augment"] is value
+        assert cnn.params({"batch_norm": text})["batch_norm"] is value
     assert get_model("logreg").params({"C": "1", "class_weight": "Balanced"}) == {
         "C": 1.0, "class_weight": "balanced", "max_iter": 2000}
 
 
 @pytest.mark.parametrize(("model", "overrides", "message"), [
     ("mlp", {"dropuot": "0.3"}, "Unknown parameter 'dropuot' for model 'mlp'. Did you mean "
-     "'dropout'? Valid: batch_size, dropout, epochs, hidden_units, l2, learning_rate, patience, "
-     "val_fraction."),
+     "'dropout'? Valid: batch_size, dropout, epochs, hidden_units, l2, learning_rate, "
+     "mixup_alpha, monitor, patience, refit, val_fold, val_fraction, validation, "
+     "variant_share."),
     ("logreg", {"zzz": "1"}, "Unknown parameter 'zzz' for model 'logreg'. "
      "Valid: C, class_weight, max_iter."),
     ("mlp", {"epochs": "ten"}, "Parameter 'epochs' of model 'mlp' must be an int >= 1, "
@@ -152,8 +164,12 @@ def test_overrides_are_typed():
      "comma-separated ints, each >= 1, got '200,x'. Example: --set hidden_units=200,300"),
     ("mlp", {"hidden_units": "200,0"}, "Parameter 'hidden_units' of model 'mlp' must be "
      "comma-separated ints, each >= 1, got '200,0'. Example: --set hidden_units=200,300"),
-    ("cnn", {"augment": "maybe"}, "Parameter 'augment' of model 'cnn' must be true or false, "
-     "got 'maybe'. Example: --set augment=false"),
+    ("cnn", {"batch_norm": "maybe"}, "Parameter 'batch_norm' of model 'cnn' must be true or "
+     "false, got 'maybe'. Example: --set batch_norm=true"),
+    ("mlp", {"validation": "test"}, "Parameter 'validation' of model 'mlp' must be 'fold', "
+     "'recordings' or 'none', got 'test'. Example: --set validation=fold"),
+    ("cnn", {"variant_share": "1.5"}, "Parameter 'variant_share' of model 'cnn' must be a "
+     "number in [0, 1], got '1.5'. Example: --set variant_share=0.5"),
     ("logreg", {"C": "0"}, "Parameter 'C' of model 'logreg' must be a number > 0, got '0'. "
      "Example: --set C=1.0"),
     ("logreg", {"class_weight": "auto"}, "Parameter 'class_weight' of model 'logreg' must be "
@@ -173,82 +189,77 @@ def test_wrong_input_kind_and_too_small_inputs_are_refused():
     assert str(err.value) == ("Model 'cnn' needs matrix features, shape (bands, frames), but got "
                               "shape (140,). Use --features logmel.")
     with pytest.raises(ConfigError) as err:
-        get_model("cnn").build({}, BuildContext(n_classes=10, input_shape=(16, 20), seed=0))
+        get_model("cnn").build({"crop_frames": 0, "time_mask_frames": 4},
+                               BuildContext(n_classes=10, input_shape=(16, 20), seed=0))
     assert str(err.value) == (
         "Model 'cnn' with kernel_size 5 and padding 'valid' shrinks inputs of shape (16, 20) to "
         "nothing by conv layer 2 of 3. Use --set padding=same, a smaller kernel_size, or fewer "
         "filters."
     )
     with pytest.raises(ConfigError, match=r"^Model 'mlp' holds out whole recordings .* from 1 "
-                       r"recording\. Use --set val_fraction=0 to train without early stopping\.$"):
-        grouped_validation_split(np.zeros(10), 0.15, 0, "mlp")
+                       r"recording\. Use --set validation=none to train without validation\.$"):
+        validation_split({"validation": "recordings", "val_fraction": 0.15},
+                         groups=np.zeros(10), folds=None, test_fold=None, seed=0, model="mlp")
 
 
 def test_default_networks_are_the_reference_architectures():
     keras, _ = _import_keras()
     mlp = get_model("mlp").build({}, BuildContext(n_classes=10, input_shape=(140,), seed=0))
-    cnn = get_model("cnn").build({}, BuildContext(n_classes=10, input_shape=(128, 173), seed=0))
-    # 140-200-300-10 dense; SB-CNN: 5x5 convs 24/48/48, (4,2) pools, flatten 2x36x48, dense 64.
+    # 140-200-300-10 dense
     assert mlp._network(keras).count_params() == 140 * 200 + 200 + 200 * 300 + 300 + 3010
-    net = cnn._network(keras)
+    # SB-CNN itself: 5x5 convs 24/48/48, (4,2) pools, flatten 2x36x48, dense 64.
+    sb = get_model("cnn").build({"batch_norm": False, "crop_frames": 0},
+                                BuildContext(n_classes=10, input_shape=(128, 173), seed=0))
+    net = sb._network(keras)
     assert net.layers[-4].output.shape[1:] == (2 * 36 * 48,)
     assert net.count_params() == 624 + 28848 + 57648 + (3456 * 64 + 64) + 650
+    # The default: the same layers on 128-frame windows, batch norm instead of conv biases.
+    cnn = get_model("cnn").build({}, BuildContext(n_classes=10, input_shape=(128, 173), seed=0))
+    net = cnn._network(keras)
+    assert net.input_shape[1:] == (128, 128)
+    assert net.layers[-4].output.shape[1:] == (2 * 25 * 48,)
+    bn = 4 * (24 + 48 + 48)
+    assert net.count_params() == 600 + 28800 + 57600 + bn + (2400 * 64 + 64) + 650
 
 
-def spy_on_keras_fit(monkeypatch):
-    keras, _ = _import_keras()
-    seen = {}
-    real_fit = keras.Model.fit
-
-    def fit(self, x=None, y=None, **kwargs):
-        seen.update(x=np.array(x), y=np.array(y), validation=kwargs.get("validation_data"))
-        return real_fit(self, x, y, **kwargs)
-
-    monkeypatch.setattr(keras.Model, "fit", fit)
-    return seen
-
-
-def test_mlp_early_stopping_holds_out_whole_recordings_of_the_fit_rows(monkeypatch):
-    seen = spy_on_keras_fit(monkeypatch)
-    X, y, groups, X_test = tiny_data((20,))
-    X[:, 1] = 1000 + np.arange(len(X))  # a row id that survives standardisation
-    ctx = BuildContext(n_classes=N_CLASSES, input_shape=(20,), seed=3)
-    est = get_model("mlp").build({**TINY["mlp"], "val_fraction": 0.3}, ctx)
-    est.fit(X, y, groups=groups)
-
-    def row_ids(scaled):
-        return np.rint(est.scaler_.inverse_transform(scaled)[:, 1]).astype(int) - 1000
-
-    train, val = row_ids(seen["x"]), row_ids(seen["validation"][0])
-    assert len(val) > 0 and not set(train) & set(val)
-    assert sorted([*train, *val]) == list(range(len(X)))  # only (and all) the fit rows
-    assert not set(groups[train]) & set(groups[val])  # no recording on both sides
-    np.testing.assert_array_equal(seen["y"], y[train])
-    np.testing.assert_array_equal(seen["validation"][1], y[val])
-    # The scaler saw the training part only: not the validation rows, not the test rows.
-    assert est.scaler_.n_samples_seen_ == len(train)
-    np.testing.assert_allclose(est.scaler_.mean_, X[train].mean(axis=0), rtol=1e-5)
-
-
-def test_cnn_augments_training_rows_only(monkeypatch):
-    seen = spy_on_keras_fit(monkeypatch)
-    X, y, groups, _ = tiny_data((16, 20))
-    ctx = BuildContext(n_classes=N_CLASSES, input_shape=(16, 20), seed=3)
-    est = get_model("cnn").build({**TINY["cnn"], "epochs": 1, "augment": True}, ctx).fit(
-        X, y, groups=groups)
-    train, val = est.train_index_, est.validation_index_
-    assert seen["x"].shape == (2 * len(train), 16, 20)
-    np.testing.assert_allclose(seen["x"][: len(train)], est.scaler_.transform(X[train]))
-    np.testing.assert_array_equal(seen["validation"][0], est.scaler_.transform(X[val]))
-    np.testing.assert_allclose(est.scaler_.mean_[:, 0], X[train].mean(axis=(0, 2)), rtol=1e-5)
-
-
-def test_val_fraction_zero_trains_every_epoch_without_validation():
-    X, y, groups, _ = tiny_data((20,))
-    ctx = BuildContext(n_classes=N_CLASSES, input_shape=(20,), seed=0)
-    est = get_model("mlp").build({**TINY["mlp"], "epochs": 2, "val_fraction": 0}, ctx).fit(X, y)
-    assert est.history_ == {"epochs_run": 2, "best_epoch": 2, "best_val_loss": None,
-                            "train_rows": 60, "validation_rows": 0}
+def test_bad_crops_masks_and_validation_settings_are_refused_before_fitting():
+    cnn, ctx = get_model("cnn"), BuildContext(n_classes=10, input_shape=(128, 173), seed=0)
+    cases = [
+        ({"crop_frames": 200}, "Parameter 'crop_frames' of model 'cnn' is 200, longer than the "
+         "feature matrix (173 frames). Use --set crop_frames=N with N <= 173, or 0 for the "
+         "whole matrix."),
+        ({"time_mask_frames": 130}, "Parameter 'time_mask_frames' of model 'cnn' is 130, wider "
+         "than the 128 frames it masks. Use --set time_mask_frames=N with N <= 128."),
+        ({"freq_mask_bands": 129}, "Parameter 'freq_mask_bands' of model 'cnn' is 129, wider "
+         "than the 128 bands it masks. Use --set freq_mask_bands=N with N <= 128."),
+        ({"val_fraction": 0}, "Parameter 'val_fraction' of model 'cnn' is 0, which holds out "
+         "no recordings. To train a fixed number of epochs without validation use --set "
+         "validation=none."),
+    ]
+    for params, message in cases:
+        with pytest.raises(ConfigError) as err:
+            cnn.check_input(cnn.params(params), ctx.input_shape)
+        assert str(err.value) == message
+    mlp = get_model("mlp")
+    protocol_cases = [
+        ({}, [1, 2], [1, 2], "Model 'mlp' validates on a whole training fold, but only 2 "
+         "fold(s) have clips: testing one and validating on another leaves no fold to train "
+         "on. Use --set validation=recordings or --set validation=none."),
+        ({"val_fold": 11}, [1, 2, 3], [1, 2], "Parameter 'val_fold' of model 'mlp' names fold "
+         "11, which has no clips. Folds with clips: 1, 2, 3. Use one of them, or --set "
+         "val_fold=0 to rotate (the fold after each test fold)."),
+        ({"val_fold": 2}, [1, 2, 3], [1, 2], "Parameter 'val_fold' of model 'mlp' names fold 2, "
+         "which is also tested: a fold can't validate the model that is scored on it. Leave it "
+         "out of --folds, or use --set val_fold=0 to rotate."),
+    ]
+    for params, present, tested, message in protocol_cases:
+        with pytest.raises(ConfigError) as err:
+            mlp.check_protocol(mlp.params(params), present, tested)
+        assert str(err.value) == message
+    # What the folds can serve passes: recordings with two folds, a fixed untested fold.
+    mlp.check_protocol(mlp.params({"validation": "recordings"}), [1, 2], [1, 2])
+    mlp.check_protocol(mlp.params({"val_fold": 3}), [1, 2, 3], [1, 2])
+    mlp.check_protocol(mlp.params({}), [1, 2], None)  # a final fit validates on fold 2
 
 
 def test_importing_the_registry_loads_neither_sklearn_nor_tensorflow():

@@ -7,9 +7,12 @@ that may import heavy code (scikit-learn, TensorFlow), and it happens inside the
 Every estimator a builder returns follows one contract, the one ``usbench.cv`` calls with one
 fresh estimator per test fold:
 
-- ``fit(X, y, groups=None)``: X float32, shape (n, *input_shape); y int class ids in
-  0..n_classes-1, shape (n,); groups: recording id (fsID) of each row, shape (n,), or None.
-  Nothing is fitted (scaler, model, early stopping) on anything but these rows.
+- ``fit(X, y, groups=None, folds=None, variants=None)``: X float32, shape (n, *input_shape);
+  y int class ids in 0..n_classes-1, shape (n,); groups: recording id (fsID) of each row,
+  shape (n,), or None; folds: fold of each row, shape (n,), or None; variants: float32,
+  shape (n, k, *input_shape), k audio-augmented variants of each row (training rows only),
+  or None. Nothing is fitted (scaler, model, validation, early stopping) on anything but
+  these rows.
 - ``predict_proba(X)``: float64, shape (n, n_classes); column j is class id j, also for
   classes absent from the training rows.
 - ``history_``: a JSON-able dict about the last fit (epochs run, best epoch, ...); may be empty.
@@ -39,7 +42,8 @@ class Estimator(Protocol):
 
     history_: dict
 
-    def fit(self, X: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None) -> Any: ...
+    def fit(self, X: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None,
+            folds: np.ndarray | None = None, variants: np.ndarray | None = None) -> Any: ...
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray: ...
 
@@ -54,12 +58,15 @@ class BuildContext:
         seed: seeds every random choice of the estimator (initialisation, shuffling,
             validation split, augmentation, bootstrap).
         n_jobs: CPU workers for families that use them (None: all cores). Never changes results.
+        test_fold: the fold the estimator will be tested on (None: a final fit on every
+            fold); a family that validates on a whole fold rotates from it.
     """
 
     n_classes: int
     input_shape: tuple[int, ...]
     seed: int
     n_jobs: int | None = None
+    test_fold: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "input_shape", tuple(int(s) for s in self.input_shape))
@@ -142,6 +149,11 @@ class ModelSpec:
         builder: ``(params, ctx) -> Estimator``; gets complete, validated params.
         space: ``trial -> dict`` of sampled parameters (keyword-only Optuna calls).
         allowed: name -> Allowed, for parameters with bounds or choices.
+        validate: ``(params, input_shape) -> None``, raising ConfigError for parameters that
+            do not fit the feature shape (a crop longer than the matrix); None: no check.
+        protocol: ``(params, present_folds, tested_folds) -> None``, raising ConfigError for
+            parameters the folds cannot serve (a validation fold that has no clips); None:
+            no check.
     """
 
     name: str
@@ -151,6 +163,8 @@ class ModelSpec:
     builder: Callable[[dict, BuildContext], Estimator] = field(repr=False)
     space: Callable[[Any], dict] = field(repr=False)
     allowed: Mapping[str, Allowed] = field(default_factory=dict, repr=False)
+    validate: Callable[[dict, tuple[int, ...]], None] | None = field(default=None, repr=False)
+    protocol: Callable[[dict, Any, Any], None] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.input_kind not in INPUT_KINDS:
@@ -199,14 +213,36 @@ class ModelSpec:
             ConfigError: invalid params, or inputs of the wrong kind for this family.
         """
         full = self.params(params)
+        self.check_input(full, ctx.input_shape)
+        return self.builder(full, ctx)
+
+    def check_input(self, params: Mapping[str, object], input_shape: tuple[int, ...]) -> None:
+        """Refuse features of the wrong kind or shape for these parameters (before any work).
+
+        Raises:
+            ConfigError: vectors for a matrix family (or the reverse), or parameters that do
+                not fit the shape.
+        """
         expected = 1 if self.input_kind == "vector" else 2
-        if len(ctx.input_shape) != expected:
+        if len(input_shape) != expected:
             raise ConfigError(
                 f"Model '{self.name}' needs {self.input_kind} features, shape "
-                f"{INPUT_KINDS[self.input_kind]}, but got shape {ctx.input_shape}. "
+                f"{INPUT_KINDS[self.input_kind]}, but got shape {tuple(input_shape)}. "
                 f"Use {_FEATURE_HINT[self.input_kind]}."
             )
-        return self.builder(full, ctx)
+        if self.validate:
+            self.validate(self.params(params), tuple(input_shape))
+
+    def check_protocol(self, params: Mapping[str, object], present_folds,
+                       tested_folds) -> None:
+        """Refuse parameters the folds cannot serve (before any work).
+
+        Args:
+            present_folds: folds with clips. tested_folds: folds to be tested, or None for a
+                final fit on every fold.
+        """
+        if self.protocol:
+            self.protocol(self.params(params), present_folds, tested_folds)
 
     def search_space(self, trial: Any) -> dict:
         """Sample parameters for one Optuna trial.

@@ -1,27 +1,29 @@
 """Keras 3 (TensorFlow backend) families: ``mlp`` on vectors, ``cnn`` on log-mel matrices.
 
 TensorFlow is imported by ``fit`` (through ``_import_keras``), never at module import.
+Training is bit-reproducible for a given seed on one machine (``keras.utils.set_random_seed``
+plus TensorFlow op determinism, and one numpy generator for every training transform).
 
-Both families hold out whole recordings of the training rows (``GroupShuffleSplit`` on the
-recording ids, ``val_fraction`` of them) for early stopping on the validation loss, restoring
-the best epoch's weights; ``val_fraction=0`` trains for exactly ``epochs`` epochs instead.
-Inputs are standardised with statistics of the remaining training part only. Training is
-bit-reproducible for a given seed on one machine (``keras.utils.set_random_seed`` plus
-TensorFlow op determinism).
-
-``mlp`` parameters (defaults: the UrbanSound8K tutorials' network):
-    hidden_units: widths of the ReLU hidden layers, e.g. 200,300. dropout: after each hidden
-    layer. l2: weight decay of the hidden layers. learning_rate: Adam. batch_size. epochs:
-    most epochs. patience: epochs without a better validation loss before stopping.
-    val_fraction: share of recordings held out for early stopping.
-``cnn`` parameters (defaults: Salamon & Bello's SB-CNN, 2017):
+Training parameters of both families:
+    epochs: most epochs. batch_size. learning_rate: Adam. l2: weight decay. dropout.
+    validation: fold | recordings | none (``usbench.models.validation``): where the epoch
+    count is chosen; never the test fold. val_fold: 0 rotates (the fold after the test fold),
+    N fixes it. val_fraction: share of recordings for ``recordings``. monitor: accuracy |
+    loss on the validation rows. patience: epochs without improvement before stopping (0:
+    run every epoch, keep the best). refit: after choosing the epoch count, train a fresh
+    network on all training rows (validation part included) for that many epochs.
+    mixup_alpha: mixup's Beta parameter (0: off). variant_share: probability per row and
+    epoch of training on one of the clip's cached audio variants instead (with --augment).
+``mlp`` (defaults: the UrbanSound8K tutorials' network): hidden_units: widths of the ReLU
+    hidden layers, e.g. 200,300; dropout after each.
+``cnn`` (Salamon & Bello's SB-CNN, 2017, with training-only additions):
     filters: Conv2D layers and their filters, e.g. 24,48,48; a (4, 2) max-pool (bands,
     frames) follows every layer but the last. kernel_size: square kernels. padding: valid |
-    same (same keeps small inputs usable). dense_units: the ReLU layer before the softmax,
-    with dropout before and after it and L2 weight decay ``l2``. augment: add one shifted
-    copy of every training row (random circular time shift up to 1/8 of the frames and a gain
-    change of up to +-6 dB, which assumes dB features such as logmel); validation and test
-    rows are never augmented. Other parameters as for ``mlp``.
+    same. batch_norm: batch normalisation after each convolution. dense_units: the ReLU
+    layer before the softmax, with dropout before and after it and L2 decay ``l2``.
+    crop_frames: train on random windows of this many frames (0: the whole matrix);
+    test_crops: windows averaged at prediction. time_masks x time_mask_frames and
+    freq_masks x freq_mask_bands: SpecAugment masks of training rows.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from usbench.errors import ConfigError
+from usbench.models import batches
 from usbench.models.base import (
     BuildContext,
     ModelSpec,
@@ -45,10 +48,9 @@ from usbench.models.base import (
     one_of,
     positive,
 )
+from usbench.models.validation import PROTOCOLS, check_protocol, validation_split
 
 _POOL = (4, 2)
-_AUG_MAX_SHIFT = 1 / 8
-_AUG_MAX_GAIN_DB = 6.0
 STEPS_PER_EXECUTION = 16
 
 
@@ -88,41 +90,6 @@ def _import_keras() -> tuple[Any, Any]:
     return keras, tf
 
 
-def grouped_validation_split(
-    groups: np.ndarray, fraction: float, seed: int, model: str
-) -> tuple[np.ndarray, np.ndarray]:
-    """Split training rows into a training and a validation part by whole recordings.
-
-    Args:
-        groups: recording id of each training row, shape (n,).
-        fraction: share of recordings for validation; 0 gives an empty validation part.
-        seed: random_state of the split.
-        model: family name, for messages.
-
-    Returns:
-        (train_index, validation_index): sorted int arrays that partition 0..n-1, with no
-        recording in both.
-
-    Raises:
-        ConfigError: `fraction` > 0 but the rows come from fewer than two recordings.
-    """
-    n = len(groups)
-    if fraction == 0:
-        return np.arange(n), np.arange(0)
-    n_groups = len(np.unique(groups))
-    if n_groups < 2:
-        raise ConfigError(
-            f"Model '{model}' holds out whole recordings for early stopping, but its training "
-            f"rows come from {n_groups} recording. Use --set val_fraction=0 to train without "
-            "early stopping."
-        )
-    from sklearn.model_selection import GroupShuffleSplit
-
-    splitter = GroupShuffleSplit(n_splits=1, test_size=fraction, random_state=seed)
-    train, val = next(splitter.split(np.zeros((n, 1)), groups=groups))
-    return np.sort(train), np.sort(val)
-
-
 class BandScaler:
     """Per-band standardisation of (n, bands, frames) inputs.
 
@@ -154,12 +121,23 @@ def before_unpickle() -> None:
 class KerasClassifier:
     """The usbench estimator contract around a Keras network; subclasses define the network.
 
+    Training runs epoch by epoch. Each epoch's rows are the training part's rows, each one
+    replaced by one of its own audio variants with probability ``variant_share`` (when
+    variants are given), then the family's transforms (``_epoch_rows``: crops, masks), then
+    mixup, in an order shuffled by the seed. After each epoch the validation part (if any)
+    is predicted exactly as test rows are, and the best epoch is kept by ``monitor``
+    (validation accuracy or loss); ``patience`` epochs without improvement stop training.
+    With ``refit``, a fresh network is then trained on all fit rows for the chosen number
+    of epochs (scikit-learn's ``refit`` idea); otherwise the best epoch's weights are kept.
+
     Attributes (after ``fit``):
         model_: the fitted ``keras.Model`` (softmax over all ``ctx.n_classes`` classes).
-        scaler_: the input standardisation, fitted on the training part only.
-        train_index_, validation_index_: rows of the fit data used to train and to stop early.
-        history_: epochs_run, best_epoch (1-based), best_val_loss (None without validation),
-            train_rows, validation_rows.
+        scaler_: the input standardisation, fitted on the rows the final network trained on.
+        train_index_, validation_index_: rows of the fit data used to train and to validate.
+        history_: validation protocol, epochs_run, best_epoch (1-based), best_val_accuracy,
+            best_val_loss (None without validation), val_accuracy per epoch, refit_epochs
+            (0 without refit), train_rows, validation_rows, variant_rows (rows drawn from
+            audio variants over all epochs, refit included).
     """
 
     name: ClassVar[str]
@@ -169,6 +147,7 @@ class KerasClassifier:
         self.ctx = ctx
         self.history_: dict = {}
 
+    # -- hooks of the families ---------------------------------------------------------
     def _network(self, keras: Any) -> Any:
         raise NotImplementedError
 
@@ -178,69 +157,138 @@ class KerasClassifier:
     def _scale(self, X: np.ndarray, copy: bool = True) -> np.ndarray:
         raise NotImplementedError
 
-    def _training_rows(self, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Hook for augmentation of the training part (raw units)."""
-        return X, y
+    def _epoch_rows(self, X: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Training-only transforms of one epoch's raw rows; returns standardised rows."""
+        return self._scale(X, copy=False)
 
-    def fit(self, X: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None):
-        """Train on (X, y), stopping early on a validation part of these rows.
+    def _views(self, X: np.ndarray) -> list[np.ndarray]:
+        """The standardised views of prediction rows whose probabilities are averaged."""
+        return [self._scale(X)]
+
+    # -- training ----------------------------------------------------------------------
+    def fit(self, X: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None,
+            folds: np.ndarray | None = None, variants: np.ndarray | None = None):
+        """Train on (X, y), choosing the epoch count on a validation part of these rows.
 
         Args:
             X: float32, shape (n, *ctx.input_shape).
             y: int class ids in 0..n_classes-1, shape (n,).
             groups: recording id of each row, shape (n,); None treats every row as its own
                 recording.
+            folds: fold of each row, shape (n,); needed by ``validation=fold``.
+            variants: float32, shape (n, k, *ctx.input_shape): k audio-augmented variants of
+                each row, used in training only (never for validation), or None.
         """
         p, ctx = self.params, self.ctx
         X, y, groups = check_fit_inputs(self.name, ctx, X, y, groups)
         groups = np.arange(len(X)) if groups is None else groups
-        train, val = grouped_validation_split(groups, p["val_fraction"], ctx.seed, self.name)
-        self.train_index_, self.validation_index_ = train, val
-        self.scaler_ = self._fit_scaler(X[train])
-        X_train, y_train = self._training_rows(X[train], y[train])
-        X_train = self._scale(X_train, copy=False)
-
+        if variants is not None:
+            variants = np.asarray(variants, dtype=np.float32)
+            if variants.shape[0] != len(X) or variants.shape[2:] != ctx.input_shape:
+                raise ValueError(f"variants must have shape ({len(X)}, k, "
+                                 f"{', '.join(map(str, ctx.input_shape))}), got {variants.shape}")
+        split = validation_split(p, groups=groups, folds=folds, test_fold=ctx.test_fold,
+                                 seed=ctx.seed, model=self.name)
+        self.train_index_, self.validation_index_ = split.train, split.val
         keras, tf = _import_keras()
+        train, val = split.train, split.val
+        curve = self._train(keras, tf, X, y, train, val, variants, p["epochs"])
+        refit_epochs, variant_rows = 0, curve["variant_rows"]
+        if p["refit"] and len(val):
+            refit_epochs = curve["best_epoch"]
+            everything = np.arange(len(X))
+            again = self._train(keras, tf, X, y, everything, np.arange(0), variants,
+                                refit_epochs)
+            variant_rows += again["variant_rows"]
+        self.history_ = {
+            **split.info,
+            "epochs_run": curve["epochs_run"],
+            "best_epoch": curve["best_epoch"],
+            "best_val_accuracy": curve["best_val_accuracy"],
+            "best_val_loss": curve["best_val_loss"],
+            "val_accuracy": curve["val_accuracy"],
+            "refit_epochs": refit_epochs,
+            "train_rows": len(train),
+            "validation_rows": len(val),
+            "variant_rows": variant_rows,
+        }
+        return self
+
+    def _train(self, keras: Any, tf: Any, X: np.ndarray, y: np.ndarray, train: np.ndarray,
+               val: np.ndarray, variants: np.ndarray | None, epochs: int) -> dict:
+        """Fit a fresh network on rows `train` for up to `epochs` epochs; keep the best."""
+        p, ctx = self.params, self.ctx
+        self.scaler_ = self._fit_scaler(X[train])
         keras.backend.clear_session()
         keras.utils.set_random_seed(ctx.seed)
         tf.config.experimental.enable_op_determinism()
         model = self._network(keras)
         model.compile(
             optimizer=keras.optimizers.Adam(learning_rate=p["learning_rate"]),
-            loss="sparse_categorical_crossentropy",
+            loss="categorical_crossentropy",
             # Several batches per compiled call: same batches, same order, same weights
             # (checked bit-identical), far less Python overhead per step for small networks.
             steps_per_execution=STEPS_PER_EXECUTION,
         )
-        callbacks, validation = [], None
-        if len(val):
-            callbacks.append(keras.callbacks.EarlyStopping(
-                monitor="val_loss", patience=p["patience"], restore_best_weights=True
-            ))
-            validation = (self._scale(X[val]), y[val])
-        hist = model.fit(
-            X_train, y_train, validation_data=validation, epochs=p["epochs"],
-            batch_size=p["batch_size"], shuffle=True, callbacks=callbacks, verbose=0,
-        )
         self.model_ = model
-        epochs_run = len(hist.history["loss"])
-        val_loss = hist.history.get("val_loss")
-        best = int(np.argmin(val_loss)) if val_loss else epochs_run - 1
-        self.history_ = {
+        rng = np.random.default_rng(ctx.seed)
+        onehot = np.eye(ctx.n_classes, dtype=np.float32)[y[train]]
+        train_variants = None if variants is None else variants[train]
+        X_val = X[val]
+        val_acc: list[float] = []
+        best = {"epoch": 0, "accuracy": -1.0, "loss": np.inf, "weights": None}
+        variant_rows = 0
+        for epoch in range(epochs):
+            rows, choice = batches.pick_variants(X[train], train_variants, p["variant_share"],
+                                                 rng)
+            variant_rows += int((choice >= 0).sum())
+            rows = self._epoch_rows(rows, rng)
+            rows, targets = batches.mixup(rows, onehot, p["mixup_alpha"], rng)
+            order = rng.permutation(len(rows))
+            model.fit(rows[order], targets[order], batch_size=p["batch_size"], epochs=1,
+                      shuffle=False, verbose=0)
+            if not len(val):
+                continue
+            proba = self._predict(X_val)
+            acc = float((proba.argmax(axis=1) == y[val]).mean())
+            loss = float(-np.mean(np.log(np.clip(proba[np.arange(len(val)), y[val]],
+                                                 1e-7, 1.0))))
+            val_acc.append(round(acc, 4))
+            better = (acc > best["accuracy"] or (acc == best["accuracy"] and loss < best["loss"])
+                      if p["monitor"] == "accuracy" else loss < best["loss"])
+            if better:
+                best.update(epoch=epoch + 1, accuracy=acc, loss=loss,
+                            weights=None if p["refit"] else model.get_weights())
+            elif p["patience"] and epoch + 1 - best["epoch"] >= p["patience"]:
+                break
+        epochs_run = epoch + 1 if epochs else 0
+        if len(val) and best["weights"] is not None:
+            model.set_weights(best["weights"])
+        has_val = bool(len(val))
+        return {
             "epochs_run": epochs_run,
-            "best_epoch": best + 1,
-            "best_val_loss": float(val_loss[best]) if val_loss else None,
-            "train_rows": len(train),
-            "validation_rows": len(val),
+            "best_epoch": best["epoch"] if has_val else epochs_run,
+            "best_val_accuracy": best["accuracy"] if has_val else None,
+            "best_val_loss": best["loss"] if has_val else None,
+            "val_accuracy": val_acc,
+            "variant_rows": variant_rows,
         }
-        return self
+
+    def _predict(self, X: np.ndarray) -> np.ndarray:
+        batch = max(self.params["batch_size"], 256)
+        views = self._views(X)
+        proba = self.model_.predict(np.concatenate(views), batch_size=batch, verbose=0)
+        proba = np.asarray(proba, dtype=np.float64).reshape(len(views), len(X), -1)
+        return proba.mean(axis=0)
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        """Class probabilities: float64, shape (n, n_classes); column j is class id j."""
+        """Class probabilities: float64, shape (n, n_classes); column j is class id j.
+
+        No training transform (variants, random crops, masks, mixup) is applied; a family
+        that crops averages the probabilities of fixed, evenly spaced windows.
+        """
         X = check_predict_inputs(self.name, self.ctx, X, hasattr(self, "model_"))
-        batch = max(self.params["batch_size"], 256)
-        proba = self.model_.predict(self._scale(X), batch_size=batch, verbose=0)
-        return np.asarray(proba, dtype=np.float64)
+        return self._predict(X)
 
 
 class MlpClassifier(KerasClassifier):
@@ -269,9 +317,20 @@ class MlpClassifier(KerasClassifier):
 
 
 class CnnClassifier(KerasClassifier):
-    """An SB-CNN-style network on per-band standardised (bands, frames) matrices."""
+    """An SB-CNN-style network on per-band standardised (bands, frames) matrices.
+
+    With ``crop_frames`` > 0 it trains on one random window of that many frames per row and
+    epoch, and predicts the mean probabilities of ``test_crops`` evenly spaced windows.
+    """
 
     name = "cnn"
+
+    @property
+    def window(self) -> tuple[int, int]:
+        """The network's input: (bands, frames of one window)."""
+        bands, frames = self.ctx.input_shape
+        crop = self.params["crop_frames"]
+        return bands, crop if 0 < crop < frames else frames
 
     def _fit_scaler(self, X: np.ndarray) -> BandScaler:
         return BandScaler().fit(X)
@@ -279,25 +338,31 @@ class CnnClassifier(KerasClassifier):
     def _scale(self, X: np.ndarray, copy: bool = True) -> np.ndarray:
         return self.scaler_.transform(X, copy=copy)
 
-    def _training_rows(self, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if not self.params["augment"]:
-            return X, y
-        rng = np.random.default_rng(self.ctx.seed)
-        max_shift = max(1, int(X.shape[2] * _AUG_MAX_SHIFT))
-        shifts = rng.integers(-max_shift, max_shift + 1, size=len(X))
-        gains = rng.uniform(-_AUG_MAX_GAIN_DB, _AUG_MAX_GAIN_DB, size=len(X)).astype(np.float32)
-        copies = np.empty_like(X)
-        for i in range(len(X)):
-            copies[i] = np.roll(X[i], shifts[i], axis=-1) + gains[i]
-        return np.concatenate([X, copies]), np.concatenate([y, y])
+    def _epoch_rows(self, X: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        p = self.params
+        X = self._scale(batches.random_crops(X, self.window[1], rng))
+        return batches.spec_masks(X, rng, time_masks=p["time_masks"],
+                                  time_width=p["time_mask_frames"],
+                                  freq_masks=p["freq_masks"], freq_width=p["freq_mask_bands"])
+
+    def _views(self, X: np.ndarray) -> list[np.ndarray]:
+        width = self.window[1]
+        scaled = self._scale(X)
+        offsets = batches.crop_offsets(X.shape[-1], width, self.params["test_crops"])
+        return [batches.crop(scaled, int(o), width) for o in offsets]
 
     def _network(self, keras: Any) -> Any:
         p, layers = self.params, keras.layers
-        filters, padding, shape = p["filters"], p["padding"], self.ctx.input_shape
+        filters, padding, shape = p["filters"], p["padding"], self.window
         stack = [keras.Input(shape=shape), layers.Reshape((*shape, 1))]
         for i, n_filters in enumerate(filters):
-            stack.append(layers.Conv2D(n_filters, p["kernel_size"], padding=padding,
-                                       activation="relu"))
+            if p["batch_norm"]:
+                stack += [layers.Conv2D(n_filters, p["kernel_size"], padding=padding,
+                                        use_bias=False),
+                          layers.BatchNormalization(), layers.Activation("relu")]
+            else:
+                stack.append(layers.Conv2D(n_filters, p["kernel_size"], padding=padding,
+                                           activation="relu"))
             if i < len(filters) - 1:
                 stack.append(layers.MaxPooling2D(_POOL, padding=padding))
         stack.append(layers.Flatten())
@@ -316,15 +381,45 @@ def build_mlp(params: dict, ctx: BuildContext) -> MlpClassifier:
 
 
 def build_cnn(params: dict, ctx: BuildContext) -> CnnClassifier:
-    _check_cnn_shape(params, ctx.input_shape)
     return CnnClassifier(params, ctx)
 
 
-def _check_cnn_shape(params: dict, input_shape: tuple[int, ...]) -> None:
-    """Refuse inputs that 'valid' convolutions and pooling would shrink to nothing."""
+def check_training(model: str, params: dict) -> None:
+    """Refuse training settings that cannot work whatever the data."""
+    if params["val_fraction"] == 0:
+        raise ConfigError(
+            f"Parameter 'val_fraction' of model '{model}' is 0, which holds out no recordings. "
+            "To train a fixed number of epochs without validation use --set validation=none."
+        )
+
+
+def check_mlp(params: dict, input_shape: tuple[int, ...]) -> None:
+    check_training("mlp", params)
+
+
+def check_cnn(params: dict, input_shape: tuple[int, ...]) -> None:
+    """Refuse crops longer than the matrix, masks wider than it, and inputs that 'valid'
+    convolutions and pooling would shrink to nothing."""
+    check_training("cnn", params)
+    bands, frames = input_shape
+    crop = params["crop_frames"]
+    if crop > frames:
+        raise ConfigError(
+            f"Parameter 'crop_frames' of model 'cnn' is {crop}, longer than the feature "
+            f"matrix ({frames} frames). Use --set crop_frames=N with N <= {frames}, or 0 for "
+            "the whole matrix."
+        )
+    window = crop if crop else frames
+    for count, key, limit, what in (("time_masks", "time_mask_frames", window, "frames"),
+                                    ("freq_masks", "freq_mask_bands", bands, "bands")):
+        if params[count] and params[key] > limit:
+            raise ConfigError(
+                f"Parameter '{key}' of model 'cnn' is {params[key]}, wider than the "
+                f"{limit} {what} it masks. Use --set {key}=N with N <= {limit}."
+            )
     if params["padding"] == "same":
         return
-    shape, k, filters = list(input_shape), params["kernel_size"], params["filters"]
+    shape, k, filters = [bands, window], params["kernel_size"], params["filters"]
     for i in range(len(filters)):
         shape = [s - k + 1 for s in shape]
         if i < len(filters) - 1 and min(shape) > 0:
@@ -332,9 +427,16 @@ def _check_cnn_shape(params: dict, input_shape: tuple[int, ...]) -> None:
         if min(shape) < 1:
             raise ConfigError(
                 f"Model 'cnn' with kernel_size {k} and padding 'valid' shrinks inputs of shape "
-                f"{tuple(input_shape)} to nothing by conv layer {i + 1} of {len(filters)}. "
+                f"{(bands, window)} to nothing by conv layer {i + 1} of {len(filters)}. "
                 "Use --set padding=same, a smaller kernel_size, or fewer filters."
             )
+
+
+def _training_space(trial: Any) -> dict:
+    return {
+        "learning_rate": trial.suggest_float("learning_rate", 1e-4, 3e-3, log=True),
+        "mixup_alpha": trial.suggest_categorical("mixup_alpha", [0.0, 0.2, 0.4]),
+    }
 
 
 def mlp_space(trial: Any) -> dict:
@@ -345,9 +447,9 @@ def mlp_space(trial: Any) -> dict:
     return {
         "hidden_units": units,
         "dropout": trial.suggest_float("dropout", 0.0, 0.6),
-        "learning_rate": trial.suggest_float("learning_rate", 1e-4, 1e-2, log=True),
         "batch_size": trial.suggest_categorical("batch_size", [16, 32, 64, 128]),
         "l2": trial.suggest_float("l2", 1e-6, 1e-2, log=True),
+        **_training_space(trial),
     }
 
 
@@ -357,10 +459,24 @@ def cnn_space(trial: Any) -> dict:
         "filters": (base, 2 * base, 2 * base),
         "kernel_size": trial.suggest_categorical("kernel_size", [3, 5]),
         "dropout": trial.suggest_float("dropout", 0.2, 0.6),
-        "learning_rate": trial.suggest_float("learning_rate", 1e-4, 3e-3, log=True),
-        "augment": trial.suggest_categorical("augment", [False, True]),
+        "batch_norm": trial.suggest_categorical("batch_norm", [False, True]),
+        "crop_frames": trial.suggest_categorical("crop_frames", [0, 128]),
+        "time_masks": trial.suggest_int("time_masks", 0, 2),
+        "freq_masks": trial.suggest_int("freq_masks", 0, 2),
+        **_training_space(trial),
     }
 
+
+_TRAINING_DEFAULTS = {
+    "validation": "fold",
+    "val_fold": 0,
+    "val_fraction": 0.15,
+    "monitor": "accuracy",
+    "patience": 0,
+    "refit": True,
+    "mixup_alpha": 0.0,
+    "variant_share": 0.5,
+}
 
 _TRAINING_ALLOWED = {
     "dropout": between(0, 1, high_open=True),
@@ -369,38 +485,50 @@ _TRAINING_ALLOWED = {
     "epochs": at_least(1),
     "patience": at_least(0),
     "l2": at_least(0),
+    "validation": one_of(*PROTOCOLS),
+    "val_fold": at_least(0),
     "val_fraction": between(0, 0.5),
+    "monitor": one_of("accuracy", "loss"),
+    "mixup_alpha": at_least(0),
+    "variant_share": between(0, 1),
 }
+
+
+def _protocol(name: str):
+    def check(params: dict, present, tested) -> None:
+        check_protocol(name, params, present, tested)
+    return check
+
 
 MLP = ModelSpec(
     name="mlp",
     input_kind="vector",
-    summary="dense 200-300 ReLU network with dropout, early stopping (Keras)",
+    summary="dense 200-300 ReLU network with dropout, epochs chosen on a validation fold (Keras)",
     default_params={
         "hidden_units": (200, 300),
         "dropout": 0.5,
         "learning_rate": 1e-3,
-        # The tutorials train at 32; 128 gives the same accuracy 1.4x faster on UrbanSound8K-size
-        # data (benchmarks/bench_models.py). --set batch_size=32 for the tutorials' setting.
         "batch_size": 128,
         "epochs": 100,
-        "patience": 10,
         "l2": 0.0,
-        "val_fraction": 0.15,
+        **_TRAINING_DEFAULTS,
     },
     builder=build_mlp,
     space=mlp_space,
     allowed={"hidden_units": at_least(1), **_TRAINING_ALLOWED},
+    validate=check_mlp,
+    protocol=_protocol("mlp"),
 )
 
 CNN = ModelSpec(
     name="cnn",
     input_kind="matrix",
-    summary="SB-CNN-style 3-layer CNN on log-mel spectrograms, early stopping (Keras)",
+    summary="SB-CNN-style 3-layer CNN on log-mel spectrograms, crops, masks (Keras)",
     default_params={
         "filters": (24, 48, 48),
         "kernel_size": 5,
         "padding": "valid",
+        "batch_norm": True,
         "dense_units": 64,
         "dropout": 0.5,
         "l2": 1e-3,
@@ -408,9 +536,14 @@ CNN = ModelSpec(
         # Salamon & Bello (2017) train SB-CNN for 50 epochs in mini-batches of 100.
         "batch_size": 100,
         "epochs": 50,
-        "patience": 10,
-        "augment": False,
-        "val_fraction": 0.15,
+        # SB-CNN's 3 s patches: 128 frames of 512 samples at 22,050 Hz.
+        "crop_frames": 128,
+        "test_crops": 5,
+        "time_masks": 2,
+        "time_mask_frames": 16,
+        "freq_masks": 2,
+        "freq_mask_bands": 16,
+        **_TRAINING_DEFAULTS,
     },
     builder=build_cnn,
     space=cnn_space,
@@ -419,6 +552,14 @@ CNN = ModelSpec(
         "kernel_size": at_least(1),
         "padding": one_of("valid", "same"),
         "dense_units": at_least(1),
+        "crop_frames": at_least(0),
+        "test_crops": at_least(1),
+        "time_masks": at_least(0),
+        "time_mask_frames": at_least(0),
+        "freq_masks": at_least(0),
+        "freq_mask_bands": at_least(0),
         **_TRAINING_ALLOWED,
     },
+    validate=check_cnn,
+    protocol=_protocol("cnn"),
 )

@@ -31,8 +31,10 @@ from usbench.models.base import (
 class SklearnClassifier:
     """Adapts an unfitted scikit-learn classifier to the usbench estimator contract.
 
-    ``fit`` ignores `groups`; ``predict_proba`` spreads the fitted ``classes_`` columns over
-    all ``ctx.n_classes`` columns, with zeros for classes absent from the training rows.
+    ``fit`` ignores `groups` and `folds` and adds the audio variants of the rows, when given,
+    as more training rows with the same labels; ``predict_proba`` spreads the fitted
+    ``classes_`` columns over all ``ctx.n_classes`` columns, with zeros for classes absent
+    from the training rows.
 
     Attributes:
         estimator: the unfitted template (cloned by each ``fit``).
@@ -49,12 +51,22 @@ class SklearnClassifier:
         self.blas_threads = blas_threads
         self.history_: dict = {}
 
-    def fit(self, X: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None):
-        """Fit a clone of the template on (X, y). `groups` is accepted and unused."""
+    def fit(self, X: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None,
+            folds: np.ndarray | None = None, variants: np.ndarray | None = None):
+        """Fit a clone of the template on (X, y) and the variants of those rows, if given.
+
+        Args:
+            variants: float32, shape (n, k, *input_shape), or None.
+        """
         from sklearn.base import clone
         from threadpoolctl import threadpool_limits
 
         X, y, _ = check_fit_inputs(self.name, self.ctx, X, y, groups)
+        if variants is not None and np.shape(variants)[1] > 0:
+            k = np.shape(variants)[1]
+            X = np.concatenate([X, np.asarray(variants, dtype=np.float32).reshape(
+                len(X) * k, *X.shape[1:])])
+            y = np.concatenate([y, np.repeat(y, k)])
         with threadpool_limits(limits=self.blas_threads, user_api="blas"):
             self.estimator_ = clone(self.estimator).fit(X.reshape(len(X), -1), y)
         self.history_ = {}
