@@ -16,10 +16,10 @@ N_CLASSES, ABSENT = 4, 3
 TINY = {
     "logreg": {},
     "rf": {"n_estimators": 20},
-    "mlp": {"hidden_units": (8,), "epochs": 3, "batch_size": 16},
+    "mlp": {"hidden_units": (8,), "epochs": 3, "batch_size": 16, "validation": "fold"},
     "cnn": {"filters": (4, 4, 4), "dense_units": 8, "padding": "same", "epochs": 3,
             "batch_size": 16, "crop_frames": 16, "test_crops": 3, "time_mask_frames": 4,
-            "freq_mask_bands": 4},
+            "freq_mask_bands": 4, "validation": "fold"},
 }
 
 
@@ -167,7 +167,7 @@ def test_overrides_are_typed():
     ("cnn", {"batch_norm": "maybe"}, "Parameter 'batch_norm' of model 'cnn' must be true or "
      "false, got 'maybe'. Example: --set batch_norm=true"),
     ("mlp", {"validation": "test"}, "Parameter 'validation' of model 'mlp' must be 'fold', "
-     "'recordings' or 'none', got 'test'. Example: --set validation=fold"),
+     "'recordings' or 'none', got 'test'. Example: --set validation=none"),
     ("cnn", {"variant_share": "1.5"}, "Parameter 'variant_share' of model 'cnn' must be a "
      "number in [0, 1], got '1.5'. Example: --set variant_share=0.5"),
     ("logreg", {"C": "0"}, "Parameter 'C' of model 'logreg' must be a number > 0, got '0'. "
@@ -213,13 +213,13 @@ def test_default_networks_are_the_reference_architectures():
     net = sb._network(keras)
     assert net.layers[-4].output.shape[1:] == (2 * 36 * 48,)
     assert net.count_params() == 624 + 28848 + 57648 + (3456 * 64 + 64) + 650
-    # The default: the same layers on 128-frame windows, batch norm instead of conv biases.
+    # The default: the same layers on 128-frame windows, batch norm after each pooling.
     cnn = get_model("cnn").build({}, BuildContext(n_classes=10, input_shape=(128, 173), seed=0))
     net = cnn._network(keras)
     assert net.input_shape[1:] == (128, 128)
     assert net.layers[-4].output.shape[1:] == (2 * 25 * 48,)
     bn = 4 * (24 + 48 + 48)
-    assert net.count_params() == 600 + 28800 + 57600 + bn + (2400 * 64 + 64) + 650
+    assert net.count_params() == 624 + 28848 + 57648 + bn + (2400 * 64 + 64) + 650
 
 
 def test_bad_crops_masks_and_validation_settings_are_refused_before_fitting():
@@ -235,6 +235,8 @@ def test_bad_crops_masks_and_validation_settings_are_refused_before_fitting():
         ({"val_fraction": 0}, "Parameter 'val_fraction' of model 'cnn' is 0, which holds out "
          "no recordings. To train a fixed number of epochs without validation use --set "
          "validation=none."),
+        ({"val_fold": 3}, "Parameter 'val_fold' of model 'cnn' applies to whole-fold "
+         "validation only. Add --set validation=fold, or leave val_fold out."),
     ]
     for params, message in cases:
         with pytest.raises(ConfigError) as err:
@@ -242,15 +244,18 @@ def test_bad_crops_masks_and_validation_settings_are_refused_before_fitting():
         assert str(err.value) == message
     mlp = get_model("mlp")
     protocol_cases = [
-        ({}, [1, 2], [1, 2], "Model 'mlp' validates on a whole training fold, but only 2 "
-         "fold(s) have clips: testing one and validating on another leaves no fold to train "
-         "on. Use --set validation=recordings or --set validation=none."),
-        ({"val_fold": 11}, [1, 2, 3], [1, 2], "Parameter 'val_fold' of model 'mlp' names fold "
-         "11, which has no clips. Folds with clips: 1, 2, 3. Use one of them, or --set "
-         "val_fold=0 to rotate (the fold after each test fold)."),
-        ({"val_fold": 2}, [1, 2, 3], [1, 2], "Parameter 'val_fold' of model 'mlp' names fold 2, "
-         "which is also tested: a fold can't validate the model that is scored on it. Leave it "
-         "out of --folds, or use --set val_fold=0 to rotate."),
+        ({"validation": "fold"}, [1, 2], [1, 2],
+         "Model 'mlp' validates on a whole training fold, but only 2 fold(s) have clips: "
+         "testing one and validating on another leaves no fold to train on. Use --set "
+         "validation=recordings or --set validation=none."),
+        ({"validation": "fold", "val_fold": 11}, [1, 2, 3], [1, 2],
+         "Parameter 'val_fold' of model 'mlp' names fold 11, which has no clips. Folds with "
+         "clips: 1, 2, 3. Use one of them, or --set val_fold=0 to rotate (the fold after each "
+         "test fold)."),
+        ({"validation": "fold", "val_fold": 2}, [1, 2, 3], [1, 2],
+         "Parameter 'val_fold' of model 'mlp' names fold 2, which is also tested: a fold can't "
+         "validate the model that is scored on it. Leave it out of --folds, or use --set "
+         "val_fold=0 to rotate."),
     ]
     for params, present, tested, message in protocol_cases:
         with pytest.raises(ConfigError) as err:
@@ -258,8 +263,10 @@ def test_bad_crops_masks_and_validation_settings_are_refused_before_fitting():
         assert str(err.value) == message
     # What the folds can serve passes: recordings with two folds, a fixed untested fold.
     mlp.check_protocol(mlp.params({"validation": "recordings"}), [1, 2], [1, 2])
-    mlp.check_protocol(mlp.params({"val_fold": 3}), [1, 2, 3], [1, 2])
-    mlp.check_protocol(mlp.params({}), [1, 2], None)  # a final fit validates on fold 2
+    mlp.check_protocol(mlp.params({"validation": "fold", "val_fold": 3}), [1, 2, 3], [1, 2])
+    # a final fit validates on fold 2
+    mlp.check_protocol(mlp.params({"validation": "fold"}), [1, 2], None)
+    mlp.check_protocol(mlp.params({}), [1], [1])  # a fixed epoch budget needs no fold
 
 
 def test_importing_the_registry_loads_neither_sklearn_nor_tensorflow():

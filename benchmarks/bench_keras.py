@@ -1,0 +1,117 @@
+"""Accuracy and time of the default recipes on real audio, run as a user runs them.
+
+Runs each command below as a subprocess (``usbench run ... --data ROOT --allow-missing``) in a
+scratch folder, reads the local record each one writes, and prints a Markdown table: accuracy
+(mean ± std over the tested folds), macro-F1, per-fold fit time, and for Keras models the
+epochs trained per fold (validation phase + refit) and seconds per epoch. ``--ablation`` adds
+the CNN with each training-only part switched off in turn, to show what each part buys.
+
+    python benchmarks/bench_keras.py --data ~/us8k-dev [--ablation] [--only cnn,cnn-augment]
+
+The figures that choose usbench's defaults come from the real UrbanSound8K development subset
+(``../shared/data/us8k-dev``, expanded with its ``expand.py``). Figures are saved to
+``results/benchmarks/keras.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+COMMANDS = {
+    "logreg": "--model logreg --features mfcc-stats",
+    "rf": "--model rf --features mfcc-stats",
+    "mlp": "--model mlp --features mfcc-stats",
+    "mlp-tutorial": "--model mlp --features mfcc-stats --set validation=none --set epochs=100 "
+                    "--set batch_size=32",
+    "cnn": "--model cnn --features logmel",
+    "cnn-augment": "--model cnn --features logmel --augment",
+}
+ABLATION = {
+    "cnn-sbcnn": "--model cnn --features logmel --set batch_norm=false --set crop_frames=0 "
+                 "--set time_masks=0 --set freq_masks=0 --set mixup_alpha=0 "
+                 "--set validation=none",
+    "cnn-no-bn": "--model cnn --features logmel --set batch_norm=false",
+    "cnn-no-crops": "--model cnn --features logmel --set crop_frames=0",
+    "cnn-no-masks": "--model cnn --features logmel --set time_masks=0 --set freq_masks=0",
+    "cnn-mixup": "--model cnn --features logmel --set mixup_alpha=0.2",
+    "cnn-val-fold-refit": "--model cnn --features logmel --set validation=fold",
+}
+
+
+def run(name: str, args: str, data: str, scratch: Path) -> dict:
+    usbench = shutil.which("usbench") or str(Path(sys.executable).with_name("usbench"))
+    cmd = [usbench, "run", *args.split(), "--data", data, "--allow-missing"]
+    t = time.perf_counter()
+    done = subprocess.run(cmd, cwd=scratch, capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    if done.returncode != 0:
+        raise SystemExit(f"{name}: {' '.join(cmd)} failed:\n{done.stderr[-2000:]}")
+    folder = done.stdout.split("local record: ")[1].split()[0]
+    record = json.loads((scratch / folder / "result.json").read_text())
+    m = record["metrics"]
+    entry = {"command": f"usbench run {args} --data DIR --allow-missing",
+             "accuracy": m["accuracy"], "accuracy_std": m["accuracy_std"],
+             "macro_f1": m["macro_f1"], "wall_seconds": wall,
+             "fold_accuracy": [f["accuracy"] for f in record["folds"]],
+             "fit_seconds": [f["fit_seconds"] for f in record["folds"]],
+             "history": [f["history"] for f in record["folds"]]}
+    hist = entry["history"]
+    if hist and "epochs_run" in hist[0]:
+        epochs = [h["epochs_run"] + h.get("refit_epochs", 0) for h in hist]
+        entry["epochs"] = epochs
+        entry["seconds_per_epoch"] = sum(entry["fit_seconds"]) / sum(epochs)
+    return entry
+
+
+def table(report: dict) -> str:
+    lines = ["| name | command | accuracy | macro-F1 | fit s per fold | epochs per fold | "
+             "s/epoch |", "|---|---|---|---|---|---|---|"]
+    for name, e in report["runs"].items():
+        fit = "-".join(f"{s:.0f}" for s in (min(e["fit_seconds"]), max(e["fit_seconds"])))
+        epochs = ", ".join(map(str, e.get("epochs", []))) or "-"
+        per_epoch = f"{e['seconds_per_epoch']:.1f}" if "seconds_per_epoch" in e else "-"
+        lines.append(f"| {name} | `{e['command']}` | {e['accuracy']:.3f} ± "
+                     f"{e['accuracy_std']:.3f} | {e['macro_f1']:.3f} | {fit} | {epochs} | "
+                     f"{per_epoch} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True, help="dataset root (expanded us8k-dev)")
+    parser.add_argument("--ablation", action="store_true", help="also the CNN ablation rows")
+    parser.add_argument("--only", help="comma-separated names to run (see COMMANDS)")
+    parser.add_argument("--out", default="results/benchmarks/keras.json")
+    args = parser.parse_args()
+
+    commands = {**COMMANDS, **(ABLATION if args.ablation else {})}
+    if args.only:
+        commands = {k: v for k, v in {**COMMANDS, **ABLATION}.items()
+                    if k in args.only.split(",")}
+    out = Path(args.out)
+    report = json.loads(out.read_text()) if out.is_file() else {"runs": {}}
+    report.update({"data": args.data, "cpus": os.cpu_count(), "platform": platform.platform()})
+    with tempfile.TemporaryDirectory(prefix="usbench-bench-") as tmp:
+        for name, command in commands.items():
+            entry = run(name, command, args.data, Path(tmp))
+            report["runs"][name] = entry
+            print(f"{name:<20} {entry['accuracy']:.3f} ± {entry['accuracy_std']:.3f}  "
+                  f"macro-F1 {entry['macro_f1']:.3f}  {entry['wall_seconds']:.0f} s", flush=True)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(report, indent=2) + "\n")
+    print()
+    print(table(report))
+    print(f"saved {out}")
+
+
+if __name__ == "__main__":
+    main()
