@@ -208,18 +208,19 @@ def test_default_networks_are_the_reference_architectures():
     # 140-200-300-10 dense
     assert mlp._network(keras).count_params() == 140 * 200 + 200 + 200 * 300 + 300 + 3010
     # SB-CNN itself: 5x5 convs 24/48/48, (4,2) pools, flatten 2x36x48, dense 64.
-    sb = get_model("cnn").build({"batch_norm": False, "crop_frames": 0},
+    sb = get_model("cnn").build({"batch_norm": False, "crop_frames": 0, "head": "flatten"},
                                 BuildContext(n_classes=10, input_shape=(128, 173), seed=0))
     net = sb._network(keras)
     assert net.layers[-4].output.shape[1:] == (2 * 36 * 48,)
     assert net.count_params() == 624 + 28848 + 57648 + (3456 * 64 + 64) + 650
-    # The default: the same layers on 128-frame windows, batch norm after each pooling.
+    # The default: the same layers on 128-frame windows, batch norm after each pooling, and
+    # the last map (2 bands x 25 frames x 48) averaged over time instead of flattened.
     cnn = get_model("cnn").build({}, BuildContext(n_classes=10, input_shape=(128, 173), seed=0))
     net = cnn._network(keras)
     assert net.input_shape[1:] == (128, 128)
-    assert net.layers[-4].output.shape[1:] == (2 * 25 * 48,)
+    assert net.layers[-4].output.shape[1:] == (2 * 48,)
     bn = 4 * (24 + 48 + 48)
-    assert net.count_params() == 624 + 28848 + 57648 + bn + (2400 * 64 + 64) + 650
+    assert net.count_params() == 624 + 28848 + 57648 + bn + (96 * 64 + 64) + 650
 
 
 def test_bad_crops_masks_and_validation_settings_are_refused_before_fitting():
