@@ -30,20 +30,24 @@ COMMANDS = {
     "logreg": "--model logreg --features mfcc-stats",
     "rf": "--model rf --features mfcc-stats",
     "mlp": "--model mlp --features mfcc-stats",
+    # The tutorials' recipe: no weight decay, 100 epochs in batches of 32, no validation.
     "mlp-tutorial": "--model mlp --features mfcc-stats --set validation=none --set epochs=100 "
-                    "--set batch_size=32",
+                    "--set batch_size=32 --set l2=0",
     "cnn": "--model cnn --features logmel",
     "cnn-augment": "--model cnn --features logmel --augment",
 }
 ABLATION = {
-    "cnn-sbcnn": "--model cnn --features logmel --set batch_norm=false --set crop_frames=0 "
-                 "--set time_masks=0 --set freq_masks=0 --set mixup_alpha=0 "
-                 "--set validation=none",
+    # SB-CNN as published: flatten head, no batch norm, whole clips, no masks, 50 epochs.
+    "cnn-sbcnn": "--model cnn --features logmel --set head=flatten --set batch_norm=false "
+                 "--set crop_frames=0 --set time_masks=0 --set freq_masks=0 --set epochs=50",
+    "cnn-flatten": "--model cnn --features logmel --set head=flatten",
     "cnn-no-bn": "--model cnn --features logmel --set batch_norm=false",
     "cnn-no-crops": "--model cnn --features logmel --set crop_frames=0",
     "cnn-no-masks": "--model cnn --features logmel --set time_masks=0 --set freq_masks=0",
     "cnn-mixup": "--model cnn --features logmel --set mixup_alpha=0.2",
     "cnn-val-fold-refit": "--model cnn --features logmel --set validation=fold",
+    "mlp-val-fold-refit": "--model mlp --features mfcc-stats --set validation=fold",
+    "mlp-val-recordings-refit": "--model mlp --features mfcc-stats --set validation=recordings",
 }
 
 
