@@ -168,3 +168,12 @@ def test_unwritable_cache_directory(tiny_root_ro, monkeypatch, tmp_path):
         f"Cache directory {blocker / 'cache'} is not writable (Not a directory). "
         "Set USBENCH_CACHE to a folder you can write to."
     )
+
+
+def test_key_follows_every_library_the_features_depend_on(monkeypatch):
+    real = cache.version
+    base = cache.features_key(cache.key_inputs(**{**BASE, "libraries": None}))
+    for lib in ("librosa", "numpy", "scipy", "soundfile", "soxr"):
+        monkeypatch.setattr(cache, "version", lambda name, lib=lib: "0.0.1" if name == lib
+                            else real(name))
+        assert cache.features_key(cache.key_inputs(**{**BASE, "libraries": None})) != base, lib

@@ -96,3 +96,16 @@ def test_only_one_fold_present_leaves_no_training_data():
         check_folds(fold, [3])
     assert str(err.value).startswith("Testing fold 3 leaves no training data: it is the only "
                                      "fold with clips.")
+
+
+def test_macro_f1_leaves_out_classes_absent_from_a_fold():
+    from usbench.cv import FoldResult
+
+    y = np.array([0, 0, 1, 2])  # class 3 has no clip in this fold
+    perfect = FoldResult(fold=1, test_index=np.arange(4), proba=np.eye(N_CLASSES)[y], y_true=y,
+                         n_train=10, fit_seconds=0.0, predict_seconds=0.0, history={})
+    assert score([perfect], tuple("abcd")).macro_f1 == 1.0  # counting class 3 as 0 gives 0.75
+    wrong = FoldResult(fold=2, test_index=np.arange(4), proba=np.eye(N_CLASSES)[[0, 0, 1, 3]],
+                       y_true=y, n_train=10, fit_seconds=0.0, predict_seconds=0.0, history={})
+    # Predicting the absent class 3 for a clip of class 2 still costs: F1 of class 2 is 0.
+    assert score([wrong], tuple("abcd")).macro_f1 == pytest.approx(2 / 3)

@@ -5,7 +5,6 @@ import subprocess
 
 import numpy as np
 import pytest
-from scipy import stats
 
 from tests.conftest import run_cli
 from usbench import tracking
@@ -22,7 +21,8 @@ def store(tmp_path, monkeypatch):
 
 
 def _log(uri, tmp_path, name, accs, model="rf", kind="run", selection="single run",
-         partial=False, dataset="synthetic", config=None, extra_tags=None, metrics=True):
+         partial=False, dataset="synthetic", config=None, extra_tags=None, metrics=True,
+         folds=FOLDS, fingerprint="fp-synthetic", test_clips=100, train_clips=900):
     folder = tmp_path / "art" / name
     folder.mkdir(parents=True)
     (folder / "note.txt").write_text(name)
@@ -30,34 +30,98 @@ def _log(uri, tmp_path, name, accs, model="rf", kind="run", selection="single ru
          "macro_f1": float(np.mean(accs)) - 0.01, "fit_seconds": 1.0} if metrics else {}
     tags = {"usbench.kind": kind, "usbench.selection": selection,
             "usbench.partial": str(partial).lower(), "usbench.dataset": dataset,
+            "usbench.dataset_fingerprint": fingerprint, "usbench.dataset_clips": "1000",
             "usbench.config_id": config or name, **(extra_tags or {})}
+    series = {"fold_accuracy": list(zip(folds, accs, strict=True)),
+              "fold_test_clips": [(f, test_clips) for f in folds],
+              "fold_train_clips": [(f, train_clips) for f in folds]}
     return tracking.log_run(uri, tmp_path / "mlartifacts", tracking.RunLog(
         experiment=dataset, run_name=name,
         params={"model": model, "features": "mfcc-stats", "model.params.n_estimators": 100},
-        metrics=m, step_metrics={"fold_accuracy": list(zip(FOLDS, accs, strict=True))}
-        if metrics else {}, tags=tags, artifacts=folder))
+        metrics=m, step_metrics=series if metrics else {}, tags=tags, artifacts=folder))
 
 
-def test_corrected_ttest_matches_nadeau_bengio():
-    a = [0.8, 0.7, 0.75, 0.9, 0.85]
-    b = [0.7, 0.72, 0.7, 0.8, 0.8]
-    d = np.subtract(a, b)
-    t = d.mean() / np.sqrt(d.var(ddof=1) * (1 / 5 + 1 / 4))
-    assert corrected_ttest(a, b, 1 / 4) == pytest.approx(2 * stats.t.sf(abs(t), 4))
-    assert corrected_ttest(a, b, 1 / 4) > stats.ttest_rel(a, b).pvalue  # more conservative
-    assert wilcoxon(a, b) == pytest.approx(stats.wilcoxon(a, b).pvalue)
+# Differences of 5 paired folds: mean 0.03, sample variance 0.00025. With n_test / n_train =
+# 100 / 900 the corrected variance is 0.00025 * (1/5 + 1/9) = 7.78e-5, t = 3.4017 on 4 degrees
+# of freedom: p = 0.02724 (two-sided). The wrong ratio 1 / (5 - 1) gives t = 2.8284, p = 0.0474.
+D5 = [0.02, 0.04, 0.01, 0.03, 0.05]
+P_1_9, P_1_4 = 0.027235, 0.047421
 
 
-def test_interval_covers_the_mean():
-    low, high = interval95([0.7, 0.8, 0.75, 0.72])
-    assert low < 0.7425 < high and np.isnan(interval95([0.7])[0])
+def test_corrected_ttest_by_hand():
+    b = [0.6, 0.62, 0.58, 0.65, 0.61]
+    a = list(np.add(b, D5))
+    assert corrected_ttest(a, b, 1 / 9) == pytest.approx(P_1_9, abs=1e-6)
+    assert corrected_ttest(a, b, 1 / 4) == pytest.approx(P_1_4, abs=1e-6)
+    assert corrected_ttest(b, a, 1 / 9) == pytest.approx(P_1_9, abs=1e-6)  # two-sided
+    assert corrected_ttest(a[:2], b[:2], 1 / 9) is None  # 2 folds: no test
+    assert corrected_ttest(list(np.add(b, 0.03)), b, 1 / 9) is None  # no variance: no test
+
+
+def test_wilcoxon_by_hand():
+    b = [0.5] * 6
+    # 6 positive differences: the exact two-sided p-value is 2 / 2**6 = 0.03125.
+    assert wilcoxon(list(np.add(b, [0.01, 0.02, 0.03, 0.04, 0.05, 0.06])), b) == 0.03125
+    # 5 non-zero differences (one tie): the smallest possible p is 0.0625, so no test.
+    assert wilcoxon(list(np.add(b, [0.0, 0.02, 0.03, 0.04, 0.05, 0.06])), b) is None
+
+
+def test_interval_carries_the_same_correction():
+    folds = [0.60, 0.62, 0.58, 0.65, 0.61, 0.59, 0.63, 0.64, 0.57, 0.61]
+    # mean 0.61, s = 0.0258199, t(0.975, 9) = 2.262157: half-width t s sqrt(1/10 + 1/9).
+    low, high = interval95(folds, 1 / 9)
+    assert low == pytest.approx(0.61 - 0.0268369, abs=1e-6)
+    assert high == pytest.approx(0.61 + 0.0268369, abs=1e-6)
+    naive = 2.262157 * 0.0258199 / np.sqrt(10)  # 0.018470: 31 % too narrow
+    assert (high - low) / (2 * naive) == pytest.approx(np.sqrt(1 + 10 / 9), rel=1e-5)
+    assert np.isnan(interval95([0.7], 1 / 9)[0]) and np.isnan(interval95(folds, None)[0])
+
+
+def test_board_takes_the_ratio_from_recorded_clip_counts(store, tmp_path):
+    b = [0.6, 0.62, 0.58, 0.65, 0.61]
+    five = [1, 2, 3, 4, 5]  # --folds 1-5 of ten: each fold still trains on nine folds
+    _log(store, tmp_path, "top", list(np.add(b, D5)), folds=five)
+    _log(store, tmp_path, "other", b, model="logreg", folds=five)
+    board = build(tracking.fetch_runs(store, None)[0])
+    other = board.rows[1]
+    assert other.p_ttest == pytest.approx(P_1_9, abs=1e-6)
+    assert other.distinguishable is True
+    assert other.why_no_wilcoxon == "n/a (too few folds)" and other.p_wilcoxon is None
+
+
+def test_no_variance_gives_no_p_value_and_no_verdict(store, tmp_path):
+    base = [0.6 + 0.01 * i for i in range(10)]
+    _log(store, tmp_path, "top", [a + 0.05 for a in base])
+    _log(store, tmp_path, "shifted", base, model="logreg")
+    board, md, _ = leaderboard(store, None, tmp_path / "out")
+    row = board.rows[1]
+    assert row.p_ttest is None and row.distinguishable is None
+    text = md.read_text()
+    assert "n/a (no variance)" in text and "worse (p < 0.05)" not in text
+
+
+def test_datasets_and_fold_sets_are_never_mixed(store, tmp_path):
+    accs = [0.7 + 0.01 * i for i in range(10)]
+    _log(store, tmp_path, "default", accs)
+    _log(store, tmp_path, "copy", [a - 0.2 for a in accs], fingerprint="fp-small-copy")
+    _log(store, tmp_path, "subset", [0.9, 0.9, 0.9], folds=[1, 2, 10])
+    board, md, _ = leaderboard(store, None, tmp_path / "out")
+    assert [(g.fingerprint, g.folds, len(g.rows)) for g in board.groups] == [
+        ("fp-synthetic", tuple(FOLDS), 1), ("fp-small-copy", tuple(FOLDS), 1),
+        ("fp-synthetic", (1, 2, 10), 1)]
+    assert all(r.p_ttest is None and r.why_no_ttest == "" for r in board.rows)  # no pairing
+    text = md.read_text()
+    assert "## synthetic (1,000 clips, fingerprint fp-synth): tested folds 1-10" in text
+    assert "## synthetic (1,000 clips, fingerprint fp-small): tested folds 1-10" in text
+    assert "## synthetic (1,000 clips, fingerprint fp-synth): tested folds 1,2,10" in text
 
 
 def test_rows_rank_dedupe_and_label(store, tmp_path):
     best = [0.9, 0.88, 0.91, 0.87, 0.9, 0.92, 0.89, 0.9, 0.88, 0.91]
     worse = [a - 0.15 for a in best]
     _log(store, tmp_path, "rf-a", worse, config="same")
-    _log(store, tmp_path, "rf-b", [a - 0.1 for a in best], config="same")  # same config, better
+    rf_b = [a - 0.1 - 0.01 * (i % 3) for i, a in enumerate(best)]
+    _log(store, tmp_path, "rf-b", rf_b, config="same")  # same config, better
     _log(store, tmp_path, "mlp", best, model="mlp")
     _log(store, tmp_path, "partial", best, partial=True)
     _log(store, tmp_path, "crashed", best, metrics=False)
@@ -65,16 +129,25 @@ def test_rows_rank_dedupe_and_label(store, tmp_path):
         _log(store, tmp_path, f"trial{i}", [a - shift for a in best], model="logreg",
              kind="trial", selection="selected on CV",
              extra_tags={"usbench.study": "s", "usbench.trial_state": "complete"})
-    _log(store, tmp_path, "inner", best, kind="trial", selection="nested",
+    _log(store, tmp_path, "inner", best, kind="inner_trial", selection="nested (inner folds)",
          extra_tags={"usbench.study": "s-outer1", "usbench.trial_state": "complete"})
     runs, _ = tracking.fetch_runs(store, None)
     board = build(runs)
     assert [(r.model, r.selection) for r in board.rows] == [
         ("mlp", "single run"), ("logreg", "selected on CV"), ("rf", "single run")]
-    assert board.rows[2].accuracy == pytest.approx(np.mean(best) - 0.1)
+    assert board.rows[2].accuracy == pytest.approx(np.mean(rf_b))
     assert board.skipped_crashed == 1 and board.skipped_partial == 1
     assert board.rows[0].p_ttest is None and board.rows[2].distinguishable is True
     assert len(build(runs, include_partial=True).rows) == 4
+
+
+def test_a_reproduced_best_trial_is_one_row(store, tmp_path):
+    accs = [0.7 + 0.01 * i for i in range(10)]
+    _log(store, tmp_path, "trial0", accs, kind="trial", selection="selected on CV",
+         config="cfg-best", extra_tags={"usbench.study": "s", "usbench.trial_state": "complete"})
+    _log(store, tmp_path, "rerun", accs, selection="selected on CV", config="cfg-best",
+         extra_tags={"usbench.study": "s"})
+    assert len(build(tracking.fetch_runs(store, None)[0]).rows) == 1
 
 
 def test_report_files_sections_and_references(store, tmp_path):

@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import run_cli
 from usbench.config import DataConfig, RunConfig
-from usbench.errors import ConfigError, FeatureError, FoldError
+from usbench.errors import ConfigError, DatasetError, FeatureError
 from usbench.runner import check_finite, run_experiment
 
 TINY_MLP = (("epochs", "3"), ("hidden_units", "16,16"), ("patience", "2"))
@@ -214,5 +214,85 @@ def test_bad_config_file():
         load_config_file("nope.toml")
 
 
-def test_fold_error_is_a_usbench_error():
-    assert issubclass(FoldError, Exception)
+def _another(value, allowed):
+    """A different value of the same type that `allowed` admits."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, str):
+        return next(c for c in allowed.choices if c != value)
+    if isinstance(value, tuple):
+        return (*value, value[-1])
+    for other in (value + 1, value * 2, value / 2, value - 1):
+        other = type(value)(other)
+        if other != value and (allowed is None or allowed.admits(other)):
+            return other
+    raise AssertionError(f"no other value for {value!r}")
+
+
+@pytest.mark.parametrize("model", ["logreg", "rf", "mlp", "cnn"])
+def test_config_id_changes_with_every_parameter_and_setting(model, monkeypatch):
+    from usbench import runner
+    from usbench.models import get_model
+
+    spec = get_model(model)
+    base = dict(dataset="fp", features_key="fk", model=model, params=dict(spec.default_params),
+                folds=[1, 2], seed=0)
+    first = runner.make_config_id(**base)
+    assert runner.make_config_id(**base) == first
+    ids = {first}
+    for key, value in spec.default_params.items():
+        changed = {**spec.default_params, key: _another(value, spec.allowed.get(key))}
+        spec.params(changed)  # still a valid configuration
+        ids.add(runner.make_config_id(**{**base, "params": changed}))
+    for key, value in (("dataset", "fp2"), ("features_key", "fk2"), ("folds", [1, 3]),
+                       ("seed", 1)):
+        ids.add(runner.make_config_id(**{**base, key: value}))
+    ids.add(runner.make_config_id(**base, augment={"variants": 4}))
+    ids.add(runner.make_config_id(**base, extra={"nested": {"trials": 3}}))
+    assert len(ids) == len(spec.default_params) + 7
+    library = "keras" if model in ("mlp", "cnn") else "scikit-learn"
+    real = runner._versions
+    monkeypatch.setattr(runner, "_versions", lambda names=runner.ALL_LIBRARIES: {
+        **real(names), library: "0.0.1"})
+    assert runner.make_config_id(**base) != first  # another release of the family's library
+
+
+def test_recording_ids_reach_the_model_as_groups(tiny_root_ro, monkeypatch):
+    from usbench.datasets import open_dataset
+    from usbench.models.sklearn_models import SklearnClassifier
+
+    seen = []
+    real_fit = SklearnClassifier.fit
+
+    def spy(self, X, y, groups=None, folds=None, variants=None):
+        seen.append((groups.copy(), folds.copy()))
+        return real_fit(self, X, y, groups=groups, folds=folds, variants=variants)
+
+    monkeypatch.setattr(SklearnClassifier, "fit", spy)
+    run_experiment(_cfg(tiny_root_ro, folds=(2, 5)), progress=False)
+    table = open_dataset(DataConfig(root=str(tiny_root_ro))).clips
+    assert len(seen) == 2
+    for test_fold, (groups, folds) in zip((2, 5), seen, strict=True):
+        train = table[table["fold"] != test_fold]
+        assert groups.tolist() == train["recording"].tolist()  # the metadata's fsID, in order
+        assert folds.tolist() == train["fold"].tolist()
+
+
+def test_runs_on_features_built_with_skip_bad_are_tagged_partial(tiny_root, in_tmp):
+    from mlflow.tracking import MlflowClient
+
+    from tests.test_cache import _break_three
+    from tests.test_cache import _cfg as build_cfg
+    from usbench.runner import build_features
+
+    clips = build_features(build_cfg(tiny_root), progress=False).dataset.clips
+    ids, _ = _break_three(tiny_root, clips)
+    with pytest.raises(DatasetError, match="or pass --skip-bad to leave them out"):
+        run_experiment(_cfg(tiny_root, folds=(1,)), progress=False)
+    data = DataConfig(root=str(tiny_root), skip_bad=True)
+    out = run_experiment(_cfg(tiny_root, folds=(1,), data=data), progress=False)
+    assert out.partial
+    client = MlflowClient(f"sqlite:///{in_tmp / 'results' / 'mlflow.db'}")
+    assert client.get_run(out.run_id).data.tags["usbench.partial"] == "true"
+    predicted = pd.read_csv(out.folder / "predictions.csv")["clip_id"]
+    assert not set(ids) & set(predicted)

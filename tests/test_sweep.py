@@ -184,9 +184,9 @@ def test_nested_never_shows_the_outer_fold_to_its_study(three_folds, monkeypatch
     seen = []
     real = sweep_mod.run_study
 
-    def spy(cfg, inp, name, storage_url, target, test_folds, parent, selection="x"):
+    def spy(cfg, inp, name, storage_url, target, test_folds, parent):
         seen.append((target.nested_outer, set(np.unique(inp.folds)), set(test_folds)))
-        return real(cfg, inp, name, storage_url, target, test_folds, parent, selection)
+        return real(cfg, inp, name, storage_url, target, test_folds, parent)
 
     monkeypatch.setattr(sweep_mod, "run_study", spy)
     out = sweep(_cfg(three_folds, trials=2, nested=True), progress=False)
@@ -250,11 +250,110 @@ def test_nested_workers_train_inner_trials_without_the_outer_fold(three_folds, i
     inner = []
     for result in (in_tmp / "results" / "runs").glob("*/result.json"):
         data = json.loads(result.read_text())
-        if data["tags"]["usbench.kind"] == "trial":
+        if data["tags"]["usbench.kind"] == "inner_trial":
             inner.append(data)
+            assert data["tags"]["usbench.selection"] == "nested (inner folds)"
     assert len(inner) == 6  # 3 outer folds x 2 trials, half of them run by the second worker
     for data in inner:
         outer = int(data["tags"]["usbench.study"].rsplit("outer", 1)[1])
         assert str(outer) not in data["params"]["folds"].split(",")
         # 3 folds of 20 clips: an inner fold is trained on the one other inner fold only.
         assert {f["train_clips"] for f in data["folds"]} == {20}
+
+    # Whichever worker ran them, inner trials never reach the leaderboard: one nested row.
+    from usbench import tracking
+    from usbench.leaderboard import build
+
+    board = build(tracking.fetch_runs(f"sqlite:///{in_tmp / 'results' / 'mlflow.db'}",
+                                      None)[0], include_partial=True)  # folds 1-3 of 10
+    assert [r.selection for r in board.rows] == ["nested"]
+
+
+def test_nested_config_id_depends_on_choices_and_settings(three_folds, in_tmp):
+    a = sweep(_cfg(three_folds, trials=2, nested=True), progress=False).nested_run
+    b = sweep(_cfg(three_folds, trials=3, nested=True, study="other"),
+              progress=False).nested_run
+    assert a.config_id != b.config_id
+
+
+def test_reproduce_keeps_fixed_sets_and_is_labelled_selected_on_cv(three_folds, in_tmp,
+                                                                    capsys):
+    from mlflow.tracking import MlflowClient
+
+    out = sweep(_cfg(three_folds, trials=2, overrides=(("max_iter", "3"),)), progress=False)
+    assert "--set max_iter=3" in out.reproduce
+    assert out.reproduce.endswith(f"--from-study {out.study_name}")
+    assert run_cli(*out.reproduce.split()[1:], "--jobs", "1") == 0
+    printed = capsys.readouterr().out
+    assert f"accuracy {out.best_value:.3f}" in printed
+    run_id = printed.split("MLflow run ")[1].split(";")[0]
+    tags = MlflowClient(f"sqlite:///{in_tmp / 'results' / 'mlflow.db'}").get_run(
+        run_id).data.tags
+    assert tags["usbench.selection"] == "selected on CV"
+    assert tags["usbench.study"] == out.study_name
+
+
+def test_study_refuses_other_fixed_sets_seed_or_pruner(three_folds):
+    sweep(_cfg(three_folds, trials=1, overrides=(("max_iter", "3"),)), progress=False)
+    with pytest.raises(ConfigError) as err:
+        sweep(_cfg(three_folds, trials=2, overrides=(("max_iter", "5"),)), progress=False)
+    assert str(err.value) == (
+        "Study 'synthetic-logreg-mfcc-mean' was created for overrides 'max_iter=3', not "
+        "'max_iter=5'. Pass another --study name (or the matching settings) to keep both.")
+    for change in ({"seed": 1}, {"pruner": "none"}):
+        with pytest.raises(ConfigError, match="was created for (seed|pruner)"):
+            sweep(_cfg(three_folds, trials=2, overrides=(("max_iter", "3"),), **change),
+                  progress=False)
+
+
+def _draws(study):
+    return [tuple(sorted(t.params.items())) for t in study.trials]
+
+
+def test_resumed_and_shared_sweeps_never_repeat_a_draw(three_folds, in_tmp):
+    sweep(_cfg(three_folds, "rf", trials=3), progress=False)
+    out = sweep(_cfg(three_folds, "rf", trials=6), progress=False)  # resumed
+    draws = _draws(_study(in_tmp, out.study_name))
+    assert len(draws) == 6 and len(set(draws)) == 6
+    shared = sweep(_cfg(three_folds, "rf", trials=6, workers=2, study="two"), progress=False)
+    draws = _draws(_study(in_tmp, shared.study_name))
+    assert len(draws) == 6 and len(set(draws)) == 6
+    again = sweep(_cfg(three_folds, "rf", trials=3, study="again"), progress=False)
+    assert _draws(_study(in_tmp, again.study_name)) == _draws(
+        _study(in_tmp, out.study_name))[:3]  # a fresh study with one seed repeats itself
+
+
+def test_stale_trials_and_sweep_runs_of_a_dead_process_are_failed_at_once(three_folds,
+                                                                          in_tmp):
+    import socket
+
+    from mlflow.tracking import MlflowClient
+
+    from usbench import tracking
+
+    first = sweep(_cfg(three_folds, trials=1), progress=False)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    worker = f"{socket.gethostname()}:{dead.pid}"
+    study = _study(in_tmp, first.study_name)
+    stale = study.ask()
+    stale.set_user_attr("worker", worker)
+    uri = f"sqlite:///{in_tmp / 'results' / 'mlflow.db'}"
+    parent = tracking.start_parent(uri, in_tmp / "results" / "mlartifacts", "synthetic", "k",
+                                   {}, {"usbench.study": first.study_name,
+                                        "usbench.kind": "sweep", "usbench.worker": worker})
+    out = sweep(_cfg(three_folds, trials=2), progress=False)
+    states = {t.number: t.state for t in _study(in_tmp, out.study_name).trials}
+    assert states[stale.number] == optuna.trial.TrialState.FAIL
+    assert sweep_mod.finished_trials(study) == 2  # the failed trial is not counted
+    assert sum(s == optuna.trial.TrialState.COMPLETE for s in states.values()) == 2
+    assert MlflowClient(uri).get_run(parent).info.status == "KILLED"
+
+
+def test_timeout_must_be_positive(capsys):
+    for value in ("0", "-5"):
+        assert run_cli("sweep", "--model", "rf", "--features", "mfcc-stats", "--trials", "2",
+                       "--timeout", value) == 2
+        assert capsys.readouterr().err.strip() == (
+            f"usbench: error: --timeout must be a positive number of seconds, got {value}. "
+            "Leave it out to run until --trials are done.")

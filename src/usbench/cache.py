@@ -7,7 +7,8 @@ Layout under ``<cache>/features/<feature name>/<features_key>/``:
 - ``features.npy``: the finished matrix, float32 (n_clips, *shape), rows in manifest order.
 
 The key covers the dataset fingerprint and file stamps, the feature spec and version, the
-decoder, and the versions of librosa, numpy, soundfile and soxr, so an entry can never be
+decoder, and the versions of librosa, numpy, scipy (MFCCs use ``scipy.fft.dct``, the
+statistics ``scipy.stats``), soundfile and soxr, so an entry can never be
 reused for other inputs. Model parameters never enter it.
 """
 
@@ -27,7 +28,7 @@ import numpy as np
 from usbench.config import fingerprint
 from usbench.errors import CacheError
 
-KEY_LIBRARIES = ("librosa", "numpy", "soundfile", "soxr")
+KEY_LIBRARIES = ("librosa", "numpy", "scipy", "soundfile", "soxr")
 
 
 def library_versions() -> dict[str, str]:

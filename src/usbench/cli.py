@@ -62,6 +62,8 @@ def _add_evaluation_args(p: argparse.ArgumentParser, set_help: str) -> None:
     _add_data_args(p)
     p.add_argument("--set", action="append", default=[], type=_key_value, metavar="KEY=VALUE",
                    dest="overrides", help=set_help + "; augment.KEY=VALUE tunes --augment")
+    p.add_argument("--skip-bad", action="store_true",
+                   help="leave out clips that fail to decode (results are marked partial)")
     p.add_argument("--augment", action="store_true",
                    help="also train on cached audio-augmented copies of the training clips "
                         "(SB-CNN's time stretch, pitch shift, compression, noise)")
@@ -121,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int)
     run.add_argument("--save-model", action="store_true",
                      help="also fit on all present folds and log the model for `predict`")
+    run.add_argument("--from-study", metavar="NAME",
+                     help="the parameters were chosen by this sweep's study on the same folds: "
+                          "label the run \"selected on CV\" (sweeps print this command)")
     run.set_defaults(func=cmd_run)
 
     sw = sub.add_parser("sweep", help="Optuna search of a model family under the fold protocol")
@@ -258,7 +263,8 @@ def _run_config(args: argparse.Namespace):
     file = load_config_file(args.config) if args.config else {}
     data = DataConfig(dataset=args.dataset or file.get("dataset"),
                       root=args.data or file.get("data"),
-                      allow_missing=args.allow_missing or bool(file.get("allow_missing", False)))
+                      allow_missing=args.allow_missing or bool(file.get("allow_missing", False)),
+                      skip_bad=args.skip_bad or bool(file.get("skip_bad", False)))
     overrides = {**{k: str(v) for k, v in file.get("params", {}).items()},
                  **dict(args.overrides)}
     overrides, augment = _augmentation(args.augment or bool(file.get("augment", False)),
@@ -270,7 +276,7 @@ def _run_config(args: argparse.Namespace):
                      experiment=args.experiment or file.get("experiment"),
                      tracking_uri=args.tracking_uri or file.get("tracking_uri"),
                      save_model=args.save_model or bool(file.get("save_model", False)),
-                     jobs=args.jobs, augment=augment)
+                     jobs=args.jobs, augment=augment, from_study=args.from_study)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -302,7 +308,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     overrides, augment = _augmentation(args.augment, dict(args.overrides))
     cfg = SweepConfig(data=DataConfig(dataset=args.dataset, root=args.data,
-                                      allow_missing=args.allow_missing),
+                                      allow_missing=args.allow_missing,
+                                      skip_bad=args.skip_bad),
                       model=args.model, features=args.features, trials=args.trials,
                       timeout=args.timeout, study=args.study, storage=args.storage,
                       workers=args.workers, nested=args.nested, pruner=args.pruner,
@@ -344,9 +351,11 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     uri = args.tracking_uri or default_tracking_uri(results_dir())
     board, md, page = leaderboard(uri, args.experiment, Path(args.out),
                                   include_partial=args.include_partial)
-    for i, r in enumerate(board.rows, start=1):
-        print(f"{i:>2}. {r.model:<7} {r.features:<11} {r.accuracy:.3f} ± {r.accuracy_std:.3f}"
-              f"  ({r.selection})")
+    for group in board.groups:
+        print(group.title)
+        for i, r in enumerate(group.rows, start=1):
+            print(f"{i:>2}. {r.model:<7} {r.features:<11} {r.accuracy:.3f} ± "
+                  f"{r.accuracy_std:.3f}  ({r.selection})")
     if board.skipped_crashed:
         print(f"skipped {board.skipped_crashed} run(s) without metrics (crashed)")
     print(f"wrote {md} and {page}")
@@ -363,7 +372,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     out = audit(args.model, args.features, overrides=overrides, seed=args.seed,
                 augment=augment,
                 data=DataConfig(dataset=args.dataset, root=args.data,
-                                allow_missing=args.allow_missing),
+                                allow_missing=args.allow_missing, skip_bad=args.skip_bad),
                 experiment=args.experiment, tracking_uri=args.tracking_uri, jobs=args.jobs)
     f, r = out.folds, out.random
     print()

@@ -51,11 +51,14 @@ class DataConfig:
             generator's marker, else ``urbansound8k``.
         root: dataset root folder; None means ``$USBENCH_DATA`` or the embedded synthetic set.
         allow_missing: use only the clips present when some listed clips are missing.
+        skip_bad: leave out clips that fail to decode (listed in the cache manifest) instead
+            of stopping; results are then marked partial.
     """
 
     dataset: str | None = None
     root: str | None = None
     allow_missing: bool = False
+    skip_bad: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -98,6 +101,8 @@ class RunConfig:
         jobs: feature-extraction worker processes (not part of any key).
         augment: audio augmentation (``--augment``, tuned by ``--set augment.KEY=VALUE``), or
             None: each training fold then also offers cached deformed copies of its clips.
+        from_study: the Optuna study that chose these parameters on the same folds (the run
+            is then labelled "selected on CV"), or None: a single run.
     """
 
     data: DataConfig = DataConfig()
@@ -111,6 +116,7 @@ class RunConfig:
     save_model: bool = False
     jobs: int | None = None
     augment: AudioAugment | None = None
+    from_study: str | None = None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -1,13 +1,16 @@
 """``usbench leaderboard``: the published report, built from finished MLflow runs.
 
-One row per distinct configuration (its best run), best first; a sweep contributes its best
-trial (labelled "selected on CV"), a nested sweep its outer-fold run ("nested"). Each row is
-compared with the top one on their shared folds by the corrected resampled t-test of Nadeau &
-Bengio (2003) and the Wilcoxon signed-rank test (scipy). Partial-data runs are left out
-unless asked; runs without metrics (crashed) are skipped and counted. Reference rows
-(published UrbanSound8K results, from ``data/reference_results.toml``) are shown for that
-dataset only. Writes ``leaderboard.md`` (with PNGs beside it) and a self-contained
-``leaderboard.html`` (images embedded).
+One table per dataset (by fingerprint) and set of tested folds: rows of different data or
+folds are never ranked or paired together. In a table, one row per distinct configuration
+(its best run), best first; a sweep contributes its best trial (labelled "selected on CV"), a
+nested sweep its outer-fold run ("nested"; its inner trials never appear). Each row is
+compared with the top one on their folds by the corrected resampled t-test of Nadeau & Bengio
+(2003), with n_test / n_train from the recorded clip counts, and the Wilcoxon signed-rank test
+(scipy); too few folds give no p-value rather than one that cannot be significant.
+Partial-data runs are left out unless asked; runs without metrics (crashed) are skipped and
+counted. Reference rows (published UrbanSound8K results, from ``data/reference_results.toml``)
+are shown for that dataset only. Writes ``leaderboard.md`` (with PNGs beside it) and a
+self-contained ``leaderboard.html`` (images embedded).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ ALPHA = 0.05
 
 @dataclass
 class Row:
-    """One leaderboard entry (a run), with its comparison to the top entry."""
+    """One leaderboard entry (a run), with its comparison to the top entry of its group."""
 
     run_id: str
     experiment: str
@@ -48,9 +51,16 @@ class Row:
     fit_seconds: float
     kind: str
     artifact_uri: str
+    config_id: str = ""
+    dataset: str = "?"
+    dataset_fingerprint: str = ""
+    dataset_clips: int | None = None
+    fold_ratio: dict[int, float] = field(default_factory=dict)
     ci95: tuple[float, float] = (float("nan"), float("nan"))
     p_ttest: float | None = None
     p_wilcoxon: float | None = None
+    why_no_ttest: str = ""
+    why_no_wilcoxon: str = ""
     distinguishable: bool | None = None
     audit: dict = field(default_factory=dict)
 
@@ -58,46 +68,75 @@ class Row:
     def key_params(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in sorted(self.params.items()))
 
+    @property
+    def folds(self) -> tuple[int, ...]:
+        return tuple(sorted(self.fold_accuracy))
 
-def interval95(folds: list[float]) -> tuple[float, float]:
-    """95 % t-interval of the mean fold accuracy (nan with fewer than two folds)."""
+    def test_train_ratio(self, folds) -> float | None:
+        """Mean n_test / n_train over `folds` (None if the run did not record clip counts)."""
+        if not folds or any(f not in self.fold_ratio for f in folds):
+            return None
+        return float(np.mean([self.fold_ratio[f] for f in folds]))
+
+
+# Below these counts a test cannot say anything: the corrected t-test needs a variance over at
+# least 3 paired folds; Wilcoxon's exact two-sided p-value is at least 2 / 2**n for n non-zero
+# differences, so n <= 5 can never reach p < 0.05.
+MIN_TTEST_FOLDS = 3
+MIN_WILCOXON_DIFFERENCES = 6
+
+
+def interval95(folds: list[float], test_train_ratio: float | None) -> tuple[float, float]:
+    """95 % t-interval of the mean fold accuracy, with Nadeau & Bengio's correction.
+
+    The folds' training sets overlap, so the naive standard error s / sqrt(J) is too small;
+    it is multiplied by sqrt(1 + J * n_test / n_train) (variance (1/J + n_test/n_train) s^2),
+    as in the corrected t-test. nan with fewer than two folds or no recorded ratio.
+    """
     from scipy import stats
 
-    if len(folds) < 2:
+    if len(folds) < 2 or test_train_ratio is None:
         return (float("nan"), float("nan"))
-    mean, sem = float(np.mean(folds)), float(stats.sem(folds))
-    if sem == 0:
+    k = len(folds)
+    mean = float(np.mean(folds))
+    scale = float(np.sqrt(np.var(folds, ddof=1) * (1 / k + test_train_ratio)))
+    if scale == 0:
         return (mean, mean)
-    low, high = stats.t.interval(0.95, len(folds) - 1, loc=mean, scale=sem)
+    low, high = stats.t.interval(0.95, k - 1, loc=mean, scale=scale)
     return (max(0.0, float(low)), min(1.0, float(high)))  # accuracy lives in [0, 1]
 
 
-def corrected_ttest(a: list[float], b: list[float], test_train_ratio: float) -> float:
+def corrected_ttest(a: list[float], b: list[float], test_train_ratio: float) -> float | None:
     """Two-sided p-value of Nadeau & Bengio's corrected resampled t-test on paired folds.
 
-    The variance of the fold differences is inflated by (1/k + n_test/n_train) to account
-    for overlapping training sets; the statistic follows Student's t with k-1 dof.
+    The variance of the J fold differences is inflated from s^2 / J to (1/J + n_test/n_train)
+    s^2 for the overlapping training sets; the statistic follows Student's t with J - 1 dof.
+    None with fewer than MIN_TTEST_FOLDS pairs or differences without variance (no test).
     """
     from scipy import stats
 
     d = np.asarray(a, float) - np.asarray(b, float)
     k = len(d)
-    if k < 2:
-        return float("nan")
+    # Accuracies are ratios of counts: equal differences can differ by rounding only.
+    if k < MIN_TTEST_FOLDS or d.std(ddof=1) < 1e-12:
+        return None
     var = d.var(ddof=1) * (1 / k + test_train_ratio)
-    if var == 0:
-        return 1.0 if d.mean() == 0 else 0.0
     t = d.mean() / np.sqrt(var)
     return float(2 * stats.t.sf(abs(t), k - 1))
 
 
-def wilcoxon(a: list[float], b: list[float]) -> float:
+def wilcoxon(a: list[float], b: list[float]) -> float | None:
+    """Two-sided Wilcoxon signed-rank p-value on paired folds (zero differences dropped).
+
+    None with fewer than MIN_WILCOXON_DIFFERENCES non-zero differences: the smallest p-value
+    possible there is 0.0625, so the test could never find a difference.
+    """
     from scipy import stats
 
     d = np.asarray(a, float) - np.asarray(b, float)
-    if len(d) < 2 or np.all(d == 0):
-        return 1.0
-    return float(stats.wilcoxon(a, b).pvalue)
+    if np.count_nonzero(d) < MIN_WILCOXON_DIFFERENCES:
+        return None
+    return float(stats.wilcoxon(d).pvalue)
 
 
 def _row(run: dict) -> Row | None:
@@ -106,34 +145,91 @@ def _row(run: dict) -> Row | None:
         return None
     params = {k.removeprefix("model.params."): v for k, v in p.items()
               if k.startswith("model.params.")}
+    test, train = run.get("fold_test_clips", {}), run.get("fold_train_clips", {})
+    clips = t.get("usbench.dataset_clips")
     return Row(run_id=run["run_id"], experiment=run["experiment"], model=p.get("model", "?"),
                features=p.get("features", "?"), params=params, accuracy=m["accuracy"],
                accuracy_std=m.get("accuracy_std", float("nan")),
                macro_f1=m.get("macro_f1", float("nan")), fold_accuracy=run["fold_accuracy"],
                selection=t.get("usbench.selection", "single run"),
                partial=t.get("usbench.partial") == "true",
-               augment=params.get("augment", "False") in ("True", "true"),
+               augment=params.get("augment", p.get("augment", "False")) in ("True", "true"),
                fit_seconds=m.get("fit_seconds", float("nan")),
                kind=t.get("usbench.kind", "run"), artifact_uri=run["artifact_uri"],
+               config_id=t.get("usbench.config_id", run["run_id"]),
+               dataset=t.get("usbench.dataset", p.get("dataset", "?")),
+               dataset_fingerprint=t.get("usbench.dataset_fingerprint", ""),
+               dataset_clips=int(clips) if clips else None,
+               fold_ratio={f: test[f] / train[f] for f in test if train.get(f)},
                audit={k: m[k] for k in ("random_split_accuracy", "inflation",
                                         "leaky_recordings") if k in m})
 
 
 @dataclass(frozen=True)
-class Board:
-    """The ranked rows, the audits, and what was left out."""
+class Group:
+    """Rows that may be compared: one dataset (by fingerprint), one set of tested folds."""
 
+    dataset: str
+    fingerprint: str
+    clips: int | None
+    folds: tuple[int, ...]
     rows: list[Row]
+
+    @property
+    def title(self) -> str:
+        size = f"{self.clips:,} clips" if self.clips else "clip count not recorded"
+        fp = f", fingerprint {self.fingerprint[:8]}" if self.fingerprint else ""
+        return f"{self.dataset} ({size}{fp}): tested folds {_fold_list(self.folds)}"
+
+
+def _fold_list(folds: tuple[int, ...]) -> str:
+    if folds and list(folds) == list(range(folds[0], folds[-1] + 1)) and len(folds) > 2:
+        return f"{folds[0]}-{folds[-1]}"
+    return ",".join(map(str, folds))
+
+
+@dataclass(frozen=True)
+class Board:
+    """The ranked groups, the audits, and what was left out."""
+
+    groups: list[Group]
     audits: list[Row]
     skipped_crashed: int
     skipped_partial: int
     datasets: list[str]
     references: list[dict]
 
+    @property
+    def rows(self) -> list[Row]:
+        return [r for g in self.groups for r in g.rows]
+
+
+def _compare(rows: list[Row]) -> None:
+    """Intervals for every row; p-values of each row against the first (best) one."""
+    top = rows[0]
+    for r in rows:
+        r.ci95 = interval95(list(r.fold_accuracy.values()), r.test_train_ratio(r.folds))
+        if r is top:
+            continue
+        shared = sorted(set(top.fold_accuracy) & set(r.fold_accuracy))
+        a = [top.fold_accuracy[f] for f in shared]
+        b = [r.fold_accuracy[f] for f in shared]
+        ratio = r.test_train_ratio(shared)
+        if len(shared) < MIN_TTEST_FOLDS:
+            r.why_no_ttest = "n/a (too few folds)"
+        elif ratio is None:
+            r.why_no_ttest = "n/a (clip counts not recorded)"
+        else:
+            r.p_ttest = corrected_ttest(a, b, ratio)
+            r.why_no_ttest = "n/a (no variance)" if r.p_ttest is None else ""
+        r.p_wilcoxon = wilcoxon(a, b)
+        r.why_no_wilcoxon = "n/a (too few folds)" if r.p_wilcoxon is None else ""
+        r.distinguishable = None if r.p_ttest is None else r.p_ttest < ALPHA
+
 
 def build(runs: list[dict], include_partial: bool = False) -> Board:
-    """Rank finished runs: one row per configuration (its best run), best first."""
-    rows, audits, crashed, partial = [], [], 0, 0
+    """Rank finished runs per dataset and fold set: one row per configuration, best first."""
+    audits, crashed, partial = [], 0, 0
     best_trial: dict[str, Row] = {}
     by_config: dict[str, Row] = {}
     for run in runs:
@@ -148,40 +244,41 @@ def build(runs: list[dict], include_partial: bool = False) -> Board:
         if row.kind == "audit":
             audits.append(row)
             continue
+        if row.kind == "inner_trial":
+            # A nested sweep's inner trials score inner folds only; its estimate is the
+            # sweep's outer-fold run.
+            continue
         if row.kind == "trial":
             study = run["tags"].get("usbench.study", "?")
-            # Inner trials of a nested sweep score inner folds only; the nested estimate is
-            # the sweep's outer-fold run.
             if (run["tags"].get("usbench.trial_state") != "complete"
                     or row.selection == "nested"):
                 continue
             if study not in best_trial or row.accuracy > best_trial[study].accuracy:
                 best_trial[study] = row
             continue
-        key = run["tags"].get("usbench.config_id", row.run_id)
+        key = row.config_id
         if key not in by_config or row.accuracy > by_config[key].accuracy:
             by_config[key] = row
-    rows = sorted([*by_config.values(), *best_trial.values()], key=lambda r: -r.accuracy)
-    if rows:
-        top = rows[0]
-        for r in rows:
-            r.ci95 = interval95(list(r.fold_accuracy.values()))
-            shared = sorted(set(top.fold_accuracy) & set(r.fold_accuracy))
-            if r is top or len(shared) < 2:
-                continue
-            a = [top.fold_accuracy[f] for f in shared]
-            b = [r.fold_accuracy[f] for f in shared]
-            # Leave-one-fold-out trains on k-1 folds and tests on one: n_test/n_train = 1/(k-1).
-            r.p_ttest = corrected_ttest(a, b, 1 / (len(top.fold_accuracy) - 1))
-            r.p_wilcoxon = wilcoxon(a, b)
-            r.distinguishable = r.p_ttest < ALPHA
-    datasets = sorted({run["tags"].get("usbench.dataset", "") for run in runs} - {""})
+    # A run of a study's reproduce command is the same configuration as its best trial.
+    trials = [r for r in best_trial.values() if r.config_id not in by_config]
+    grouped: dict[tuple, list[Row]] = {}
+    for r in [*by_config.values(), *trials]:
+        grouped.setdefault((r.dataset, r.dataset_fingerprint, r.folds), []).append(r)
+    groups = []
+    # By dataset name, then most folds first, then best top row first.
+    for (name, fp, folds), rows in sorted(grouped.items(), key=lambda kv: (
+            kv[0][0], -len(kv[0][2]), -max(r.accuracy for r in kv[1]), kv[0])):
+        rows.sort(key=lambda r: -r.accuracy)
+        _compare(rows)
+        clips = next((r.dataset_clips for r in rows if r.dataset_clips), None)
+        groups.append(Group(dataset=name, fingerprint=fp, clips=clips, folds=folds, rows=rows))
+    datasets = sorted({g.dataset for g in groups} | {a.dataset for a in audits})
     references = []
     if "urbansound8k" in datasets:
         text = files("usbench").joinpath("data/reference_results.toml").read_text()
         references = tomllib.loads(text)["reference"]
-    return Board(rows=rows, audits=audits, skipped_crashed=crashed, skipped_partial=partial,
-                 datasets=datasets, references=references)
+    return Board(groups=groups, audits=audits, skipped_crashed=crashed,
+                 skipped_partial=partial, datasets=datasets, references=references)
 
 
 def _confusion_csv(row: Row) -> Path | None:
@@ -216,8 +313,11 @@ def plots(board: Board, folder: Path, top: int = 3) -> dict[str, Path]:
                 ax.annotate(str(f), (v, i), xytext=(0, 6), textcoords="offset points",
                             ha="center", fontsize=6, color="0.4")
             ax.plot([r.accuracy], [i], marker="|", markersize=18, color="black", zorder=3)
-        ax.set_yticks(range(len(board.rows)),
-                      [f"{r.model} / {r.features} ({r.selection})" for r in board.rows])
+        several = len(board.groups) > 1
+        ax.set_yticks(range(len(board.rows)), [
+            f"{r.model} / {r.features} ({r.selection})"
+            + (f" [{r.dataset}, folds {_fold_list(r.folds)}]" if several else "")
+            for r in board.rows])
         ax.invert_yaxis()
         ax.set_xlabel("accuracy per test fold (numbers: fold; bar: mean)")
         ax.grid(axis="x", alpha=0.3)
@@ -236,36 +336,46 @@ def plots(board: Board, folder: Path, top: int = 3) -> dict[str, Path]:
     return made
 
 
-def _fmt_p(p: float | None) -> str:
-    return "" if p is None or p != p else ("<0.001" if p < 0.001 else f"{p:.3f}")
+def _fmt_p(p: float | None, why: str) -> str:
+    if p is None:
+        return why
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
-def _table(board: Board) -> tuple[list[str], list[list[str]]]:
+def _table(group: Group) -> tuple[list[str], list[list[str]]]:
     head = ["#", "model", "features", "hyper-parameters", "accuracy (mean ± std)", "95 % CI",
             "macro-F1", "per-fold accuracy", "selection", "data", "augment", "fit s",
             "p (corrected t)", "p (Wilcoxon)", "vs best", "run"]
     body = []
-    for i, r in enumerate(board.rows, start=1):
+    for i, r in enumerate(group.rows, start=1):
         folds = " ".join(f"{r.fold_accuracy[f]:.2f}" for f in sorted(r.fold_accuracy))
         verdict = ("best" if i == 1 else "" if r.distinguishable is None
                    else "worse (p < 0.05)" if r.distinguishable else "not distinguishable")
+        ci = "" if r.ci95[0] != r.ci95[0] else f"[{r.ci95[0]:.3f}, {r.ci95[1]:.3f}]"
         body.append([str(i), r.model, r.features, r.key_params,
-                     f"{r.accuracy:.3f} ± {r.accuracy_std:.3f}",
-                     f"[{r.ci95[0]:.3f}, {r.ci95[1]:.3f}]", f"{r.macro_f1:.3f}", folds,
-                     r.selection, "partial" if r.partial else "complete",
+                     f"{r.accuracy:.3f} ± {r.accuracy_std:.3f}", ci, f"{r.macro_f1:.3f}",
+                     folds, r.selection, "partial" if r.partial else "complete",
                      "yes" if r.augment else "no", f"{r.fit_seconds:.0f}",
-                     _fmt_p(r.p_ttest), _fmt_p(r.p_wilcoxon), verdict, r.run_id[:8]])
+                     "" if i == 1 else _fmt_p(r.p_ttest, r.why_no_ttest),
+                     "" if i == 1 else _fmt_p(r.p_wilcoxon, r.why_no_wilcoxon), verdict,
+                     r.run_id[:8]])
     return head, body
 
 
 def _notes(board: Board) -> list[str]:
     notes = [
+        "One table per dataset (by fingerprint) and set of tested folds; rows are compared "
+        "only within a table.",
         "Accuracy is the mean over the tested folds of leave-one-fold-out on the dataset's own "
-        "folds; the interval is a 95 % t-interval over folds, clipped to [0, 1].",
+        "folds. The 95 % interval is a t-interval over folds whose standard error carries "
+        "Nadeau & Bengio's correction for overlapping training sets (times sqrt(1 + J n_test / "
+        "n_train), J folds, n_test / n_train from each fold's clip counts), clipped to [0, 1].",
         "\"selected on CV\": the best of a sweep, chosen on the same folds that score it "
         "(optimistic). \"nested\": parameters chosen on inner folds only (unbiased).",
-        "p-values compare each row with the top row on their shared folds (corrected "
-        "resampled t-test of Nadeau & Bengio 2003; Wilcoxon signed-rank).",
+        "p-values compare each row with the top row of its table on their folds: corrected "
+        "resampled t-test (Nadeau & Bengio 2003; needs 3 folds and differences that vary) and "
+        "Wilcoxon signed-rank (needs 6 non-zero differences to be able to reach p < 0.05).",
+        "Macro-F1 averages, per fold, the classes present in that fold's test clips.",
     ]
     if board.skipped_crashed:
         notes.append(f"{board.skipped_crashed} run(s) without metrics (crashed) were skipped.")
@@ -276,12 +386,15 @@ def _notes(board: Board) -> list[str]:
 
 
 def to_markdown(board: Board, images: dict[str, Path], out: Path) -> str:
-    head, body = _table(board)
     lines = ["# usbench leaderboard", "",
              f"Datasets: {', '.join(board.datasets) or 'none'}", ""]
-    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(c.replace("|", "/") for c in row) + " |" for row in body]
-    lines += [""] + [f"- {n}" for n in _notes(board)] + [""]
+    for group in board.groups:
+        head, body = _table(group)
+        lines += [f"## {group.title}", ""]
+        lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        lines += ["| " + " | ".join(c.replace("|", "/") for c in row) + " |" for row in body]
+        lines.append("")
+    lines += [f"- {n}" for n in _notes(board)] + [""]
     if board.references:
         lines += ["## Published results (reference, not re-run by usbench)", "",
                   "| model | features | accuracy | citation |", "|---|---|---|---|"]
@@ -305,7 +418,6 @@ def to_markdown(board: Board, images: dict[str, Path], out: Path) -> str:
 
 
 def to_html(board: Board, images: dict[str, Path]) -> str:
-    head, body = _table(board)
     esc = html.escape
 
     def table(h, rows):
@@ -323,8 +435,10 @@ def to_html(board: Board, images: dict[str, Path]) -> str:
              ".ref td{color:#555;font-style:italic}</style></head><body>",
              "<h1>usbench leaderboard</h1>",
              f"<p>Datasets: {esc(', '.join(board.datasets) or 'none')}</p>",
-             "<section id='entries'><h2>Entries</h2>", table(head, body),
-             "<ul>" + "".join(f"<li>{esc(n)}</li>" for n in _notes(board)) + "</ul></section>"]
+             "<section id='entries'><h2>Entries</h2>"]
+    for group in board.groups:
+        parts += [f"<h3>{esc(group.title)}</h3>", table(*_table(group))]
+    parts += ["<ul>" + "".join(f"<li>{esc(n)}</li>" for n in _notes(board)) + "</ul></section>"]
     if board.references:
         parts += ["<section id='references' class='ref'><h2>Published results (reference, "
                   "not re-run by usbench)</h2>",

@@ -16,7 +16,9 @@ class Scores:
     Attributes:
         fold_accuracy: {fold: accuracy}.
         accuracy, accuracy_std: mean and population std of fold accuracies.
-        macro_f1: mean over folds of each fold's macro-F1 (over the full class list).
+        macro_f1: mean over folds of each fold's macro-F1, averaged over the classes present
+            in that fold's test clips (a class absent from a fold has no F1 there; counting it
+            as 0 would punish perfect predictions).
         class_recall: {class name: recall} from the confusion matrix summed over folds.
         confusion: int, shape (n_classes, n_classes), rows true, columns predicted, summed.
         fold_confusion: {fold: confusion matrix of that fold}.
@@ -37,8 +39,9 @@ def score(results: list[FoldResult], classes: tuple[str, ...]) -> Scores:
 
     labels = list(range(len(classes)))
     acc = {r.fold: r.accuracy for r in results}
-    f1 = [f1_score(r.y_true, r.y_pred, labels=labels, average="macro", zero_division=0)
-          for r in results]
+    # Predictions of an absent class still count: they are errors on the true class's recall.
+    f1 = [f1_score(r.y_true, r.y_pred, labels=np.unique(r.y_true), average="macro",
+                   zero_division=0) for r in results]
     per_fold = {r.fold: confusion_matrix(r.y_true, r.y_pred, labels=labels) for r in results}
     total = sum(per_fold.values())
     support = total.sum(axis=1)

@@ -181,12 +181,16 @@ class RunOutcome:
     partial: bool
 
 
-def _versions() -> dict[str, str]:
+ALL_LIBRARIES = ("usbench", "numpy", "scipy", "scikit-learn", "librosa", "soundfile",
+                 "tensorflow-cpu", "tensorflow", "keras", "optuna")
+
+
+def _versions(names: tuple[str, ...] = ALL_LIBRARIES) -> dict[str, str]:
+    """{distribution: version} of the installed ones among `names`."""
     from importlib.metadata import PackageNotFoundError, version
 
     out = {}
-    for name in ("usbench", "numpy", "scikit-learn", "librosa", "soundfile", "tensorflow-cpu",
-                 "tensorflow", "keras", "optuna"):
+    for name in names:
         try:
             out[name] = version(name)
         except PackageNotFoundError:
@@ -285,7 +289,8 @@ def load_inputs(data, features: str, *, jobs: int | None = None,
     from usbench.config import BuildConfig
     from usbench.errors import CacheError
 
-    built = build_features(BuildConfig(data=data, features=features, jobs=jobs),
+    built = build_features(BuildConfig(data=data, features=features, jobs=jobs,
+                                       skip_bad=data.skip_bad),
                            progress=progress, dataset=dataset)
     m = built.matrix
     check_finite(m.X, m.clip_ids)
@@ -294,7 +299,8 @@ def load_inputs(data, features: str, *, jobs: int | None = None,
         log.info(f"--augment: {augment.variants} audio variant(s) per clip "
                  f"({', '.join(augment.families)})")
         v = build_features(BuildConfig(data=data, features=features, jobs=jobs,
-                                       augment=augment), progress=progress,
+                                       skip_bad=data.skip_bad, augment=augment),
+                           progress=progress,
                            dataset=built.dataset).matrix
         if list(v.clip_ids) != list(m.clip_ids):
             raise CacheError(
@@ -339,6 +345,8 @@ class RecordSpec:
         parent_run_id: MLflow parent (sweep) run of a trial.
         extra_tags: more tags (e.g. the Optuna study and trial number).
         extra_metrics: more metrics (e.g. the audit's random-split accuracy).
+        identity: more of what makes the configuration (a nested sweep's chosen parameters
+            and settings); enters the ``config_id``.
     """
 
     tracking_uri: str | None = None
@@ -348,6 +356,26 @@ class RecordSpec:
     parent_run_id: str | None = None
     extra_tags: dict = field(default_factory=dict)
     extra_metrics: dict = field(default_factory=dict)
+    identity: dict = field(default_factory=dict)
+
+
+def make_config_id(*, dataset: str, features_key: str, model: str, params: dict, folds: list,
+                   seed: int, augment: dict | None = None, extra: dict | None = None) -> str:
+    """The id of one configuration (the leaderboard keeps one row per id): 12 hex digits.
+
+    It covers the dataset fingerprint, the features key (which covers the feature spec and the
+    extraction libraries), the model family and every parameter, the tested folds, the seed,
+    the augmentation spec, the versions of the family's libraries and `extra`.
+    """
+    from usbench.config import fingerprint
+    from usbench.models import get_model
+
+    identity = {"dataset": dataset, "features_key": features_key, "model": model,
+                "params": params, "folds": list(folds), "seed": seed,
+                "libraries": _versions(get_model(model).libraries), **(extra or {})}
+    if augment is not None:
+        identity["augment"] = augment
+    return fingerprint(identity)
 
 
 def record(*, model: str, features: str, params: dict, seed: int, inp: Inputs, results: list,
@@ -366,11 +394,10 @@ def record(*, model: str, features: str, params: dict, seed: int, inp: Inputs, r
     ds, m = inp.dataset, inp.built.matrix
     test_folds = [r.fold for r in results]
     scores = metrics.score(results, ds.classes)
-    identity = {"dataset": ds.fingerprint(), "features_key": m.key, "model": model,
-                "params": params, "folds": test_folds, "seed": seed}
-    if inp.augment is not None:
-        identity["augment"] = inp.augment.spec()
-    config_id = fingerprint(identity)
+    config_id = make_config_id(dataset=ds.fingerprint(), features_key=m.key, model=model,
+                               params=params, folds=test_folds, seed=seed,
+                               augment=None if inp.augment is None else inp.augment.spec(),
+                               extra=how.identity)
     results_root = results_dir()
     uri = how.tracking_uri or tracking.default_tracking_uri(results_root)
     experiment = how.experiment or ds.name
@@ -393,6 +420,7 @@ def record(*, model: str, features: str, params: dict, seed: int, inp: Inputs, r
                    **how.extra_metrics}
     tags = {"usbench.config_id": config_id, "usbench.features_key": m.key,
             "usbench.dataset_fingerprint": ds.fingerprint(), "usbench.dataset": ds.name,
+            "usbench.dataset_clips": str(len(ds.clips)),
             "usbench.partial": str(inp.partial).lower(), "usbench.kind": how.kind,
             "usbench.selection": how.selection, "usbench.git_commit": _git_commit(),
             "usbench.augment": "off" if inp.augment is None else fingerprint(inp.augment.spec()),
@@ -419,7 +447,10 @@ def record(*, model: str, features: str, params: dict, seed: int, inp: Inputs, r
         })
     run_id = tracking.log_run(uri, results_root / "mlartifacts", tracking.RunLog(
         experiment=experiment, run_name=run_name, params=run_params, metrics=run_metrics,
-        step_metrics={"fold_accuracy": [(r.fold, r.accuracy) for r in results]},
+        step_metrics={"fold_accuracy": [(r.fold, r.accuracy) for r in results],
+                      # n_test / n_train per fold: the leaderboard's variance correction.
+                      "fold_test_clips": [(r.fold, len(r.test_index)) for r in results],
+                      "fold_train_clips": [(r.fold, r.n_train) for r in results]},
         tags=tags, artifacts=folder, parent_run_id=how.parent_run_id))
     if run_id:
         result["mlflow_run_id"] = run_id
@@ -458,4 +489,8 @@ def run_experiment(cfg, *, progress: bool = True) -> RunOutcome:
     final = fit_final(spec, params, inp, seed=cfg.seed) if cfg.save_model else None
     return record(model=cfg.model, features=cfg.features, params=params, seed=cfg.seed,
                   inp=inp, results=results, config=cfg.to_dict(), final_estimator=final,
-                  how=RecordSpec(tracking_uri=cfg.tracking_uri, experiment=cfg.experiment))
+                  how=RecordSpec(tracking_uri=cfg.tracking_uri, experiment=cfg.experiment,
+                                 selection="single run" if cfg.from_study is None
+                                 else "selected on CV",
+                                 extra_tags={} if cfg.from_study is None
+                                 else {"usbench.study": cfg.from_study}))

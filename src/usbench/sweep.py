@@ -7,8 +7,12 @@ pruner stops poor trials after a few folds. Features are loaded once per process
 Storage: ``sqlite:///results/optuna.db`` by default (never MLflow's file), any RDB URL
 (``postgresql+psycopg2://...`` for several hosts) or ``journal:///path/file.log``. A study
 records the model, feature set and dataset it was made for and refuses any other. ``--trials
-N`` asks for N finished trials in all: a re-run adds the difference, and a killed sweep keeps
-every finished trial (stale running trials are failed through Optuna's heartbeat).
+N`` asks for N complete or pruned trials in all: a re-run adds the difference, and a killed
+sweep keeps every finished trial. A study also records the fixed ``--set`` values, seed and
+pruner; a re-run with others is refused. On a re-run, trials left running by a dead process
+of this host are failed at once, those of other hosts through Optuna's heartbeat. Each trial's
+random draws are seeded by the sweep seed and the trial number, so resumed and shared sweeps
+never repeat a draw.
 
 Selection: a plain sweep's best value was chosen on the same folds it is scored on and is
 labelled "selected on CV". ``--nested`` runs, for each outer test fold, a study on the other
@@ -18,6 +22,7 @@ tests on the outer fold: an unbiased estimate, labelled "nested".
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shlex
@@ -36,7 +41,8 @@ from usbench.runner import Inputs, RecordSpec
 
 log = logging.getLogger("usbench")
 
-FINISHED = ("COMPLETE", "PRUNED", "FAIL")
+# What counts toward --trials: a failed trial is retried, not counted.
+FINISHED = ("COMPLETE", "PRUNED")
 HEARTBEAT_S = 10
 
 
@@ -129,19 +135,41 @@ class Target:
     folds: str
     nested_outer: int | None = None
     augment: str = "off"
+    overrides: str = ""
+    seed: int = 0
+    pruner: str = "median"
 
     def attrs(self) -> dict:
         return {f"usbench.{k}": v for k, v in self.__dict__.items()}
 
 
-def load_study(name: str, storage, target: Target, seed: int, pruner: str, worker: int = 0):
+def _sampler(seed: int):
+    """Optuna's TPE sampler, its random state reseeded from (seed, trial number) per trial.
+
+    Trial numbers are unique in a study whoever runs the trial, so a resumed sweep, extra
+    ``--workers`` and sweeps on other hosts never start two trials from the same draw, and a
+    fresh single-process sweep with one seed repeats itself.
+    """
+    from optuna.samplers import TPESampler
+
+    class TrialSeededTPE(TPESampler):
+        def before_trial(self, study, trial):
+            draw = int.from_bytes(hashlib.sha256(f"{seed}:{trial.number}".encode()).digest()[:4])
+            self._rng.rng.seed(draw)
+            self._random_sampler._rng.rng.seed(draw)
+            super().before_trial(study, trial)
+
+    return TrialSeededTPE(seed=seed)
+
+
+def load_study(name: str, storage, target: Target):
     """Create or resume the study `name`, refusing one made for another target."""
     import optuna
 
     _quiet_optuna()
-    sampler = optuna.samplers.TPESampler(seed=seed + worker)
+    sampler = _sampler(target.seed)
     prune = (optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2)
-             if pruner == "median" else optuna.pruners.NopPruner())
+             if target.pruner == "median" else optuna.pruners.NopPruner())
     study = optuna.create_study(study_name=name, storage=storage, direction="maximize",
                                 sampler=sampler, pruner=prune, load_if_exists=True)
     attrs = study.user_attrs
@@ -161,6 +189,49 @@ def load_study(name: str, storage, target: Target, seed: int, pruner: str, worke
     return study
 
 
+def fail_stale_trials(study) -> list[int]:
+    """Fail the study's trials that no process runs any more; returns their numbers.
+
+    A trial records ``host:pid`` of its process: on this host a dead pid is stale at once;
+    trials of other hosts are failed by Optuna once their heartbeat is older than its grace
+    period (RDB storages).
+    """
+    import optuna
+
+    running = optuna.trial.TrialState.RUNNING
+
+    def numbers() -> set[int]:
+        return {t.number for t in study.get_trials(deepcopy=False, states=(running,))}
+
+    before = numbers()
+    optuna.storages.fail_stale_trials(study)  # a no-op for storages without heartbeats
+    for t in study.get_trials(deepcopy=False, states=(running,)):
+        if dead_here(str(t.user_attrs.get("worker", ""))):
+            try:
+                study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+            except (ValueError, RuntimeError):  # finished meanwhile by another process
+                pass
+    return sorted(before - numbers())
+
+
+def dead_here(worker: str) -> bool:
+    """True if `worker` (``host:pid``) names a process of this host that no longer runs."""
+    host, _, pid = worker.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
 def finished_trials(study) -> int:
     import optuna
 
@@ -176,7 +247,16 @@ class Objective:
     inp: Inputs
     test_folds: list[int]
     parent_run_id: str | None
-    selection: str = "selected on CV"
+    nested_outer: int | None = None
+
+    @property
+    def kind(self) -> str:
+        """An inner trial of a nested sweep scores inner folds only: never a leaderboard row."""
+        return "trial" if self.nested_outer is None else "inner_trial"
+
+    @property
+    def selection(self) -> str:
+        return "selected on CV" if self.nested_outer is None else "nested (inner folds)"
 
     def _log_failure(self, trial, params: dict, tags: dict, error: str) -> None:
         """A trial that failed before any fold: its error, params and tags as an MLflow run."""
@@ -195,7 +275,7 @@ class Objective:
                             params={"model": self.cfg.model, "features": self.cfg.features,
                                     **{f"model.params.{k}": v for k, v in params.items()}},
                             metrics={}, step_metrics={},
-                            tags={"usbench.kind": "trial", "usbench.selection": self.selection,
+                            tags={"usbench.kind": self.kind, "usbench.selection": self.selection,
                                   **{k: str(v) for k, v in tags.items()}},
                             artifacts=folder, parent_run_id=self.parent_run_id))
 
@@ -204,7 +284,7 @@ class Objective:
 
         from usbench.runner import check_model, evaluate, record
 
-        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+        trial.set_user_attr("worker", worker_id())
         spec, base = check_model(self.cfg.model, self.cfg.features)
         fixed = spec.params(dict(self.cfg.overrides))
         fixed = {k: v for k, v in fixed.items() if k in dict(self.cfg.overrides)}
@@ -237,7 +317,9 @@ class Objective:
             trial.set_user_attr("params", params)
             tags = {"usbench.study": trial.study.study_name, "usbench.trial": trial.number,
                     "usbench.trial_state": state, **({"usbench.error": error[:500]}
-                                                     if error else {})}
+                                                     if error else {}),
+                    **({"usbench.nested_outer": self.nested_outer}
+                       if self.nested_outer is not None else {})}
             if not done and error:
                 self._log_failure(trial, params, tags, error)
             if done:
@@ -245,7 +327,7 @@ class Objective:
                        seed=self.cfg.seed, inp=self.inp, results=done,
                        config=self.cfg.to_dict(),
                        how=RecordSpec(tracking_uri=self.cfg.tracking_uri,
-                                      experiment=self.cfg.experiment, kind="trial",
+                                      experiment=self.cfg.experiment, kind=self.kind,
                                       selection=self.selection,
                                       parent_run_id=self.parent_run_id, extra_tags=tags))
             log.info(f"trial {trial.number}: {state}"
@@ -277,14 +359,13 @@ def _worker(cfg: SweepConfig, name: str, storage_url: str, target: Target, n_tri
                       augment=cfg.augment)
     if target.nested_outer is not None:  # an inner study never sees its outer test fold
         inp = inp.subset(inp.folds != target.nested_outer)
-    study = load_study(name, open_storage(storage_url), target, cfg.seed, cfg.pruner, worker)
-    optimize(study, Objective(cfg, inp, test_folds, parent_run_id), n_trials, cfg.timeout,
-             cfg.trials)
+    study = load_study(name, open_storage(storage_url), target)
+    optimize(study, Objective(cfg, inp, test_folds, parent_run_id, target.nested_outer),
+             n_trials, cfg.timeout, cfg.trials)
 
 
 def run_study(cfg: SweepConfig, inp: Inputs, name: str, storage_url: str, target: Target,
-              test_folds: list[int], parent_run_id: str | None,
-              selection: str = "selected on CV"):
+              test_folds: list[int], parent_run_id: str | None):
     """Bring study `name` to ``cfg.trials`` finished trials, with ``cfg.workers`` processes.
 
     Returns:
@@ -293,7 +374,11 @@ def run_study(cfg: SweepConfig, inp: Inputs, name: str, storage_url: str, target
     import multiprocessing
 
     storage = open_storage(storage_url)
-    study = load_study(name, storage, target, cfg.seed, cfg.pruner)
+    study = load_study(name, storage, target)
+    stale = fail_stale_trials(study)
+    if stale:
+        log.info(f"study '{name}': failed {len(stale)} trial(s) left running by a dead "
+                 f"process: {', '.join(map(str, stale))}")
     have = finished_trials(study)
     todo = max(0, cfg.trials - have)
     log.info(f"study '{name}': {have} finished trial(s), running {todo} more"
@@ -308,8 +393,8 @@ def run_study(cfg: SweepConfig, inp: Inputs, name: str, storage_url: str, target
             p.start()
             procs.append(p)
     try:
-        optimize(study, Objective(cfg, inp, test_folds, parent_run_id, selection), shares[0],
-                 cfg.timeout, cfg.trials)
+        optimize(study, Objective(cfg, inp, test_folds, parent_run_id, target.nested_outer),
+                 shares[0], cfg.timeout, cfg.trials)
     finally:
         for p in procs:
             p.join()
@@ -361,13 +446,22 @@ class SweepOutcome:
     best_trial: int | None = None
 
 
-def reproduce_command(cfg: SweepConfig, params: dict, defaults: dict) -> str:
-    """The ``usbench run`` command that evaluates `params` again."""
+def reproduce_command(cfg: SweepConfig, params: dict, defaults: dict, study: str) -> str:
+    """The ``usbench run`` command that evaluates `params` again.
+
+    Args:
+        params: the trial's resolved parameters, fixed ``--set`` values included.
+        defaults: the family's own defaults (not the sweep's): every other value is set.
+        study: the study the parameters were chosen in; ``--from-study`` labels the run
+            "selected on CV", since they were chosen on the folds that score it.
+    """
     parts = ["usbench", "run", "--model", cfg.model, "--features", cfg.features]
     if cfg.data.root:
         parts += ["--data", str(cfg.data.root)]
     if cfg.data.allow_missing:
         parts.append("--allow-missing")
+    if cfg.data.skip_bad:
+        parts.append("--skip-bad")
     if cfg.augment is not None:
         from usbench.augment import PREFIX, AudioAugment
 
@@ -381,7 +475,7 @@ def reproduce_command(cfg: SweepConfig, params: dict, defaults: dict) -> str:
         if defaults.get(k) != v:
             text = ",".join(map(str, v)) if isinstance(v, tuple | list) else str(v)
             parts += ["--set", f"{k}={text}"]
-    parts += ["--seed", str(cfg.seed)]
+    parts += ["--seed", str(cfg.seed), "--from-study", study]
     return shlex.join(parts)
 
 
@@ -400,6 +494,9 @@ def _sweep(cfg: SweepConfig, *, progress: bool) -> SweepOutcome:
         raise ConfigError(f"--trials must be at least 1, got {cfg.trials}.")
     if cfg.workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {cfg.workers}.")
+    if cfg.timeout is not None and not cfg.timeout > 0:
+        raise ConfigError(f"--timeout must be a positive number of seconds, got "
+                          f"{cfg.timeout:g}. Leave it out to run until --trials are done.")
     spec, defaults = check_model(cfg.model, cfg.features, dict(cfg.overrides))
     results = results_dir()
     storage_url = cfg.storage or default_storage(results)
@@ -418,13 +515,18 @@ def _sweep(cfg: SweepConfig, *, progress: bool) -> SweepOutcome:
                                                                    else "")
     from usbench.config import fingerprint
 
+    fixed = {k: defaults[k] for k in dict(cfg.overrides)}
     target = Target(cfg.model, cfg.features, ds.name, ds.fingerprint(),
                     ",".join(map(str, folds)),
-                    augment="off" if cfg.augment is None else fingerprint(cfg.augment.spec()))
+                    augment="off" if cfg.augment is None else fingerprint(cfg.augment.spec()),
+                    overrides=_describe(fixed), seed=cfg.seed, pruner=cfg.pruner)
     uri = cfg.tracking_uri or tracking.default_tracking_uri(results)
+    closed = tracking.close_abandoned(uri, name, dead_here)
+    if closed:
+        log.info(f"marked {len(closed)} sweep run(s) of a killed process as KILLED in MLflow")
     selection = "nested" if cfg.nested else "selected on CV"
     if not cfg.nested:  # refuse a study made for another target before anything is logged
-        load_study(name, open_storage(storage_url), target, cfg.seed, cfg.pruner)
+        load_study(name, open_storage(storage_url), target)
     parent = tracking.start_parent(
         uri, results / "mlartifacts", cfg.experiment or ds.name,
         f"sweep-{name}-{time.strftime('%Y%m%d-%H%M%S')}",
@@ -432,13 +534,12 @@ def _sweep(cfg: SweepConfig, *, progress: bool) -> SweepOutcome:
          "study": name, "storage": storage_url, "trials": cfg.trials, "seed": cfg.seed,
          "nested": cfg.nested, "pruner": cfg.pruner, "workers": cfg.workers},
         {"usbench.kind": "sweep", "usbench.selection": selection, "usbench.study": name,
+         "usbench.worker": worker_id(),
          "usbench.partial": str(inp.partial).lower(), "usbench.dataset": ds.name})
     try:
         if cfg.nested:
-            return _nested(cfg, inp, name, storage_url, target, folds, defaults, spec, uri,
-                           parent)
-        return _finish(cfg, inp, name, storage_url, target, folds, defaults, uri, parent,
-                       selection)
+            return _nested(cfg, inp, name, storage_url, target, folds, spec, uri, parent)
+        return _finish(cfg, inp, name, storage_url, target, folds, spec, uri, parent)
     except BaseException as exc:
         if parent:  # never leave the sweep's MLflow run open
             status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
@@ -446,18 +547,26 @@ def _sweep(cfg: SweepConfig, *, progress: bool) -> SweepOutcome:
         raise
 
 
-def _finish(cfg, inp, name, storage_url, target, folds, defaults, uri, parent, selection):
+def _describe(values: dict) -> str:
+    """`values` as sorted ``key=value`` text (tuples comma-joined): stable across runs."""
+    return " ".join(f"{k}={','.join(map(str, v)) if isinstance(v, tuple | list) else v}"
+                    for k, v in sorted(values.items()))
+
+
+def _finish(cfg, inp, name, storage_url, target, folds, spec, uri, parent):
     """Run the plain study to its trial count and log its summary to the parent run."""
     from usbench import tracking
 
-    study = run_study(cfg, inp, name, storage_url, target, folds, parent, selection)
+    selection = "selected on CV"
+    study = run_study(cfg, inp, name, storage_url, target, folds, parent)
     best = study.best_trial
     fold_acc = {int(k): v for k, v in best.user_attrs.get("fold_accuracy", {}).items()}
     params = best.user_attrs["params"]  # the objective stores the resolved model parameters
     outcome = SweepOutcome(
         study_name=name, storage=storage_url, best_value=float(best.value),
         best_params=params, fold_accuracy=fold_acc, n_trials=finished_trials(study),
-        reproduce=reproduce_command(cfg, params, defaults), selection=selection,
+        reproduce=reproduce_command(cfg, params, spec.default_params, name),
+        selection=selection,
         parent_run_id=parent, best_trial=best.number)
     if parent:
         with tempfile.TemporaryDirectory(prefix="usbench-sweep-") as tmp:
@@ -470,7 +579,7 @@ def _finish(cfg, inp, name, storage_url, target, folds, defaults, uri, parent, s
     return outcome
 
 
-def _nested(cfg, inp, name, storage_url, target, folds, defaults, spec, uri, parent):
+def _nested(cfg, inp, name, storage_url, target, folds, spec, uri, parent):
     """For each outer fold: a study on the other folds, refit on them, test on the outer."""
     from usbench import tracking
     from usbench.runner import evaluate, log_fold, record
@@ -483,7 +592,7 @@ def _nested(cfg, inp, name, storage_url, target, folds, defaults, spec, uri, par
         study = run_study(cfg, inner, f"{name}-outer{outer}", storage_url,
                           replace(target, folds=",".join(map(str, inner_folds)),
                                   nested_outer=outer),
-                          inner_folds, parent, "nested")
+                          inner_folds, parent)
         best = study.best_trial
         params = best.user_attrs["params"]
         chosen[outer] = params
@@ -494,7 +603,14 @@ def _nested(cfg, inp, name, storage_url, target, folds, defaults, spec, uri, par
                      config=cfg.to_dict(),
                      how=RecordSpec(tracking_uri=cfg.tracking_uri, experiment=cfg.experiment,
                                     kind="run", selection="nested", parent_run_id=parent,
-                                    extra_tags={"usbench.study": name}))
+                                    extra_tags={"usbench.study": name},
+                                    # Two nested sweeps are one configuration only if they
+                                    # chose the same parameters with the same settings.
+                                    identity={"nested": {
+                                        "chosen": {str(k): v for k, v in chosen.items()},
+                                        "study": name, "trials": cfg.trials,
+                                        "overrides": target.overrides, "pruner": cfg.pruner,
+                                    }}))
     import json
 
     (outcome.folder / "nested_params.json").write_text(

@@ -197,12 +197,45 @@ def finish_parent(uri: str, run_id: str, metrics: dict[str, float], tags: dict[s
         log.warning(f"warning: could not finish MLflow run {run_id} at {uri} ({_reason(exc)}).")
 
 
+def close_abandoned(uri: str, study: str, abandoned) -> list[str]:
+    """Mark KILLED the RUNNING sweep runs of `study` whose process is gone.
+
+    Args:
+        abandoned: ``worker tag -> bool``, true when the process that opened the run is dead.
+
+    Returns:
+        The run ids closed (none if the store cannot be read: a warning, not an error).
+    """
+    try:
+        _quiet_mlflow()
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri=uri)
+        ids = [e.experiment_id for e in client.search_experiments()]
+        runs = client.search_runs(ids, f"tags.`usbench.study` = '{study}' and "
+                                       "attributes.status = 'RUNNING'", max_results=1000)
+        closed = []
+        for r in runs:
+            if abandoned(r.data.tags.get("usbench.worker", "")):
+                client.set_terminated(r.info.run_id, "KILLED")
+                closed.append(r.info.run_id)
+        return closed
+    except Exception as exc:
+        log.warning(f"warning: could not check MLflow at {uri} for abandoned sweep runs "
+                    f"({_reason(exc)}).")
+        return []
+
+
+# Per-fold metrics (step = fold) that the leaderboard reads back.
+FOLD_SERIES = ("fold_accuracy", "fold_test_clips", "fold_train_clips")
+
+
 def fetch_runs(uri: str, experiments: list[str] | None) -> tuple[list[dict], list[str]]:
     """Finished runs of the named experiments (all experiments when None).
 
     Returns:
-        (runs, names): each run as {run_id, experiment, params, metrics, tags,
-        fold_accuracy: {fold: accuracy}, artifact_uri}; names: every experiment in the store.
+        (runs, names): each run as {run_id, experiment, params, metrics, tags, artifact_uri,
+        and per FOLD_SERIES name {fold: value}}; names: every experiment in the store.
 
     Raises:
         ConfigError: an unknown experiment name (with a did-you-mean).
@@ -229,12 +262,11 @@ def fetch_runs(uri: str, experiments: list[str] | None) -> tuple[list[dict], lis
     for name in wanted:
         for r in client.search_runs([known[name].experiment_id],
                                     "attributes.status = 'FINISHED'", max_results=50000):
-            history = {}
-            if "fold_accuracy" in r.data.metrics:
-                history = {int(m.step): float(m.value) for m in
-                           client.get_metric_history(r.info.run_id, "fold_accuracy")}
+            series = {key: {int(m.step): float(m.value)
+                            for m in client.get_metric_history(r.info.run_id, key)}
+                      for key in FOLD_SERIES if key in r.data.metrics}
             runs.append({"run_id": r.info.run_id, "experiment": name,
                          "params": dict(r.data.params), "metrics": dict(r.data.metrics),
-                         "tags": dict(r.data.tags), "fold_accuracy": history,
-                         "artifact_uri": r.info.artifact_uri})
+                         "tags": dict(r.data.tags), "artifact_uri": r.info.artifact_uri,
+                         **{key: series.get(key, {}) for key in FOLD_SERIES}})
     return runs, names

@@ -285,3 +285,31 @@ def test_predict_before_fit_is_a_clear_error():
     est = get_model("logreg").build({}, BuildContext(n_classes=3, input_shape=(4,), seed=0))
     with pytest.raises(RuntimeError, match="not fitted yet; call fit first"):
         est.predict_proba(np.zeros((2, 4), dtype=np.float32))
+
+
+@pytest.mark.parametrize("name", MODELS.names())
+def test_a_test_clips_prediction_depends_on_nothing_else_of_the_test_fold(name):
+    """Scaling, validation and everything else learn from training folds only: rewriting the
+    other clips of the test fold (here by a huge offset, as a scaler fitted on the whole
+    matrix would notice) leaves each test clip's probabilities unchanged."""
+    from usbench.cv import leave_one_fold_out
+
+    spec = get_model(name)
+    params = spec.params(TINY[name])
+    X, y, groups, X_test = tiny_data(shape_of(spec))
+    X = np.concatenate([X, X_test])
+    y = np.concatenate([y, np.zeros(len(X_test), int)])
+    folds = np.r_[np.repeat([1, 2, 3], 20), np.full(len(X_test), 4)]
+    rec = np.r_[groups, 1000 + np.arange(len(X_test))]
+    ctx = BuildContext(n_classes=N_CLASSES, input_shape=X.shape[1:], seed=0, test_fold=4)
+
+    def fold4(X):
+        return leave_one_fold_out(lambda f: spec.build(params, ctx), X, y, folds, rec,
+                                  N_CLASSES, test_folds=[4])[0].proba
+
+    before = fold4(X)
+    moved = X.copy()
+    moved[61:] = moved[61:] * 50 + 1000  # every test clip but the first
+    after = fold4(moved)
+    np.testing.assert_allclose(after[0], before[0], rtol=1e-5, atol=1e-6)
+    assert not np.allclose(after[1:], before[1:])  # the moved clips themselves did change

@@ -154,6 +154,8 @@ class ModelSpec:
         protocol: ``(params, present_folds, tested_folds) -> None``, raising ConfigError for
             parameters the folds cannot serve (a validation fold that has no clips); None:
             no check.
+        libraries: distributions whose versions can change the family's results; they enter
+            each run's ``config_id``.
     """
 
     name: str
@@ -165,6 +167,7 @@ class ModelSpec:
     allowed: Mapping[str, Allowed] = field(default_factory=dict, repr=False)
     validate: Callable[[dict, tuple[int, ...]], None] | None = field(default=None, repr=False)
     protocol: Callable[[dict, Any, Any], None] | None = field(default=None, repr=False)
+    libraries: tuple[str, ...] = ("numpy", "scikit-learn")
 
     def __post_init__(self) -> None:
         if self.input_kind not in INPUT_KINDS:

@@ -510,6 +510,9 @@ def cnn_space(trial: Any) -> dict:
     }
 
 
+# tensorflow-cpu and tensorflow are one library under two distribution names.
+KERAS_LIBRARIES = ("numpy", "scikit-learn", "tensorflow", "tensorflow-cpu", "keras")
+
 _TRAINING_DEFAULTS = {
     # A fixed epoch budget won on real audio (README, "Keras training"): on the development
     # folds a validation fold leaves one fold to train on while the epoch count is chosen.
@@ -560,6 +563,7 @@ MLP = ModelSpec(
         **_TRAINING_DEFAULTS,
     },
     builder=build_mlp,
+    libraries=KERAS_LIBRARIES,
     space=mlp_space,
     allowed={"hidden_units": at_least(1), **_TRAINING_ALLOWED},
     validate=check_mlp,
@@ -597,6 +601,7 @@ CNN = ModelSpec(
         **_TRAINING_DEFAULTS,
     },
     builder=build_cnn,
+    libraries=KERAS_LIBRARIES,
     space=cnn_space,
     allowed={
         "filters": at_least(1),
