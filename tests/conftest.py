@@ -1,8 +1,11 @@
-"""Shared fixtures: a tiny synthetic dataset made by the same generator as ``synthetic``."""
+"""Shared fixtures: a tiny synthetic dataset made by the same generator as ``synthetic``;
+helpers that find processes in /proc for tests that kill ``usbench``."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 from pathlib import Path
 
 import pytest
@@ -38,3 +41,42 @@ def run_cli(*argv: str) -> int:
     from usbench.cli import main
 
     return main(list(argv))
+
+
+def _stat(pid: int) -> tuple[str, int] | None:
+    """(state, parent pid) of `pid` from /proc, or None once it is gone."""
+    try:
+        text = open(f"/proc/{pid}/stat").read()
+    except OSError:
+        return None
+    state, ppid = text.rpartition(")")[2].split()[:2]  # the name may hold spaces and ")"
+    return state, int(ppid)
+
+
+def alive(pid: int) -> bool:
+    """True while `pid` runs; a zombie waiting for a parent to reap it counts as gone."""
+    stat = _stat(pid)
+    return stat is not None and stat[0] not in ("Z", "X")
+
+
+def descendants(pid: int) -> set[int]:
+    """The live processes below `pid` (children, their children, ...), found in /proc."""
+    parents = {}
+    for entry in os.listdir("/proc"):
+        stat = _stat(int(entry)) if entry.isdigit() else None
+        if stat and stat[0] not in ("Z", "X"):
+            parents[int(entry)] = stat[1]
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {p for p, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def kill_all(pids) -> None:
+    """Clean up after a failing test: no stray worker outlives it."""
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass

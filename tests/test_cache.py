@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from tests.conftest import alive, descendants, kill_all
 from usbench import cache
 from usbench.config import BuildConfig, DataConfig
 from usbench.errors import CacheError, DatasetError
@@ -128,6 +129,32 @@ def test_build_killed_with_sigkill_resumes(tiny_root_ro, isolated_cache):
     np.testing.assert_array_equal(resumed.matrix.X, expected.matrix.X)
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="finds processes in /proc")
+def test_killed_build_leaves_no_worker_behind(tiny_root_ro, isolated_cache):
+    cmd = [sys.executable, "-m", "usbench", "features", "build", "--features", "logmel",
+           "--data", str(tiny_root_ro), "--jobs", "2", "--chunk-size", "4"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    shards = isolated_cache / "features" / "logmel"
+    workers = set()
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            workers = descendants(proc.pid)
+            # Two workers and the resource tracker, with a chunk done: workers are at work.
+            if len(workers) >= 3 and any(shards.glob("*/shards/*.npz")):
+                break
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        assert len(workers) >= 3, "the build finished or stalled before its workers started"
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(map(alive, workers)):
+            time.sleep(0.05)
+        assert not [pid for pid in workers if alive(pid)]
+    finally:
+        kill_all(pid for pid in workers if alive(pid))
+
+
 def _break_three(root, clips):
     broken = [clips.iloc[i] for i in (5, 50, 150)]
     paths = [root / "audio" / f"fold{c['fold']}" / c["clip_id"] for c in broken]
@@ -177,3 +204,26 @@ def test_key_follows_every_library_the_features_depend_on(monkeypatch):
         monkeypatch.setattr(cache, "version", lambda name, lib=lib: "0.0.1" if name == lib
                             else real(name))
         assert cache.features_key(cache.key_inputs(**{**BASE, "libraries": None})) != base, lib
+
+
+@pytest.mark.parametrize("damage", ["random", "cut", "pickle"])
+def test_damaged_shard_is_dropped_recomputed_and_named(tiny_root_ro, isolated_cache, tmp_path,
+                                                       monkeypatch, caplog, damage):
+    def interrupt_after_three(index, n):
+        if index == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        build_features(replace(_cfg(tiny_root_ro), chunk_size=16), progress=False,
+                       on_chunk=interrupt_after_three)
+    shard = sorted((isolated_cache / "features" / "mfcc-stats").glob("*/shards/*.npz"))[1]
+    raw = shard.read_bytes()
+    shard.write_bytes({"random": os.urandom(len(raw)), "cut": raw[: len(raw) // 2],
+                       "pickle": b"\x80\x04\x95" + raw[3:]}[damage])
+    resumed = build_features(replace(_cfg(tiny_root_ro), chunk_size=16), progress=False)
+    assert resumed.matrix.computed == 200 - 32  # the damaged chunk again, and the rest
+    warned = [r.getMessage() for r in caplog.records if "damaged" in r.getMessage()]
+    assert len(warned) == 1 and str(shard) in warned[0] and warned[0].endswith("recomputed.")
+    monkeypatch.setenv("USBENCH_CACHE", str(tmp_path / "fresh"))
+    fresh = build_features(replace(_cfg(tiny_root_ro), chunk_size=16), progress=False)
+    np.testing.assert_array_equal(resumed.matrix.X, fresh.matrix.X)

@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -28,6 +29,28 @@ def test_ls_datasets(capsys):
     assert [line.split()[0] for line in out] == ["synthetic", "urbansound8k"]
 
 
+def test_features_build_counts_silent_and_short_clips(tiny_root, capsys):
+    import json
+
+    import numpy as np
+    import soundfile as sf
+
+    victims = sorted((tiny_root / "audio" / "fold2").iterdir())[:2]
+    sf.write(victims[0], np.zeros(22050, np.float32), 22050, format="WAV")
+    sf.write(victims[1], np.full(500, 0.2, np.float32), 22050, format="WAV")
+    assert run_cli("features", "build", "--features", "mfcc-mean", "--data", str(tiny_root),
+                   "--jobs", "1") == 0
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if x.startswith("kept "))
+    manifest = json.loads(Path(line.rsplit(" listed in ", 1)[1]).read_text())
+    notes = {(n["clip_id"], n["note"]) for n in manifest["notes"]}
+    assert {(victims[0].name, "silent"), (victims[1].name, "short")} <= notes
+    silent = sum(n == "silent" for _, n in notes)
+    short = sum(n == "short" for _, n in notes)
+    assert line.startswith(f"kept {silent} silent clip(s) (peak below -140 dBFS) and {short} "
+                           "shorter than one analysis window")
+
+
 def test_features_build_then_from_cache(tiny_root_ro, capsys):
     args = ("features", "build", "--features", "mfcc-mean", "--data", str(tiny_root_ro),
             "--jobs", "1")
@@ -42,16 +65,36 @@ def test_data_check_partial_root(tiny_root, capsys):
     for name in ("fold3", "fold7"):
         victim = sorted((tiny_root / "audio" / name).iterdir())[0]
         victim.unlink()
-    bad = sorted((tiny_root / "audio" / "fold5").iterdir())[0]
+    import numpy as np
+    import soundfile as sf
+
+    from usbench.config import DataConfig
+    from usbench.datasets import open_dataset
+    from usbench.datasets.check import check
+
+    before = check(open_dataset(DataConfig(root=str(tiny_root), allow_missing=True)),
+                   progress=False).table
+    short_before = before.loc[5, "short"], before.loc["all", "short"]  # tiny clips can be short
+    bad, nan, silent, short = [p for p in sorted((tiny_root / "audio" / "fold5").iterdir())
+                               if sf.info(p).duration > 0.1][:4]
     bad.write_bytes(b"")
+    samples = np.zeros(22050, np.float32)
+    samples[10:20] = np.nan
+    sf.write(nan, samples, 22050, subtype="FLOAT", format="WAV")
+    sf.write(silent, np.zeros(22050, np.float32), 22050, format="WAV")
+    sf.write(short, np.full(1000, 0.1, np.float32), 22050, format="WAV")
     assert run_cli("data", "check", "--data", str(tiny_root)) == 1
     out = capsys.readouterr().out
     lines = {line.split()[0]: line.split()[1:] for line in out.splitlines() if line.strip()}
-    assert lines["3"] == ["20", "19", "1", "0"]
-    assert lines["5"] == ["20", "20", "0", "1"]
-    assert lines["all"] == ["200", "198", "2", "1"]
-    assert "198 of 200 listed clips present, 2 missing, 1 unreadable." in out
+    assert lines["3"][:5] == ["20", "19", "1", "0", "0"]
+    assert lines["5"] == ["20", "20", "0", "2", "1", str(short_before[0] + 1)]
+    assert lines["all"] == ["200", "198", "2", "2", "1", str(short_before[1] + 1)]
+    assert "198 of 200 listed clips present, 2 missing, 2 unreadable." in out
+    assert (f"1 silent (peak below -140 dBFS) and {short_before[1] + 1} shorter than one "
+            "analysis window") in out
     assert f"unreadable: audio/fold5/{bad.name}: empty file (0 bytes)" in out
+    assert (f"unreadable: audio/fold5/{nan.name}: 10 of 22,050 frames hold NaN or infinite "
+            "samples") in out
 
 
 def test_data_check_complete_root(tiny_root_ro, capsys):

@@ -1,7 +1,9 @@
 """`usbench leaderboard`: ranking, statistics, reference rows, bad input, browser check."""
 
+import random
 import shutil
 import subprocess
+import time
 
 import numpy as np
 import pytest
@@ -182,6 +184,27 @@ def test_unknown_experiment_did_you_mean(store, tmp_path):
     assert str(err.value) == (f"Unknown experiment 'synthetc' in {store}. Did you mean "
                               "'synthetic'? Available: Default, synthetic.")
 
+
+
+def test_corrupt_store_is_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    db = tmp_path / "results" / "mlflow.db"
+    db.parent.mkdir()
+    db.write_bytes(random.Random(0).randbytes(8192))
+    assert run_cli("leaderboard") == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"usbench: error: MLflow store {db} is not a readable SQLite database (file is not a "
+        "database). Move it aside or restore it from a backup (a new store is then created), "
+        "or pass --tracking-uri for another store."]
+
+
+def test_unreachable_server_is_one_line_and_fast(capsys):
+    start = time.monotonic()
+    assert run_cli("leaderboard", "--tracking-uri", "http://127.0.0.1:9") == 2
+    assert time.monotonic() - start < 30  # MLflow's own retries would take minutes
+    assert capsys.readouterr().err.splitlines() == [
+        "usbench: error: Cannot reach the MLflow tracking server at http://127.0.0.1:9 "
+        "(connection refused). Start the server, or pass the right --tracking-uri."]
 
 CHECK = """<script>
 window.addEventListener('load', () => {

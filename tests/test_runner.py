@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import soundfile as sf
 
 from tests.conftest import run_cli
 from usbench.config import DataConfig, RunConfig
@@ -111,17 +112,36 @@ def test_predict_round_trip(tiny_root_ro, capsys, in_tmp, model, overrides):
     clip = sorted((tiny_root_ro / "audio" / "fold2").iterdir())[0]
     bad = in_tmp / "bad.wav"
     bad.write_text("not audio")
-    assert run_cli("predict", str(clip), str(bad), "--run", run_id) == 2
-    lines = capsys.readouterr().out.strip().splitlines()
+    nan = in_tmp / "nan.wav"  # a float WAV with a run of NaN samples
+    samples = np.zeros(22050, np.float32)
+    samples[100:200] = np.nan
+    sf.write(nan, samples, 22050, subtype="FLOAT")
+    assert run_cli("predict", str(bad), str(clip), str(nan), "--run", run_id) == 2
+    captured = capsys.readouterr()
+    lines = captured.out.strip().splitlines()
+    assert len(lines) == 1  # the good clip, between two bad ones
     assert lines[0].startswith(f"{clip}: ") and len(lines[0].split("  ")) == 3
     names = [part.rsplit(" ", 1)[0].split(": ")[-1] for part in lines[0].split("  ")]
     assert set(names) <= set(pd.read_csv(tiny_root_ro / "metadata" / "UrbanSound8K.csv")["class"])
-    assert lines[1] == f"{bad}: error: Could not decode {bad}: Format not recognised."
+    fix = ("Pass audio that libsndfile decodes (WAV, FLAC, OGG, AIFF) with finite samples; the "
+           "other clips are classified.")
+    assert captured.err.strip().splitlines() == [
+        f"usbench: error: Could not decode {bad}: Format not recognised. {fix}",
+        f"usbench: error: Could not decode {nan}: 100 of 22,050 frames hold NaN or infinite "
+        f"samples. {fix}"]
 
 
 def test_predict_unknown_run(capsys):
     assert run_cli("predict", "x.wav", "--run", "0123abcd") == 2
     assert "No MLflow run '0123abcd'" in capsys.readouterr().err
+
+
+def test_predict_unreachable_server_is_not_an_unknown_run(capsys):
+    assert run_cli("predict", "x.wav", "--run", "0123abcd", "--tracking-uri",
+                   "http://127.0.0.1:9") == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "usbench: error: Cannot reach the MLflow tracking server at http://127.0.0.1:9 "
+        "(connection refused). Start the server, or pass the right --tracking-uri."]
 
 
 def test_unreachable_tracking_server_keeps_the_local_result(tiny_root_ro, caplog):
@@ -151,7 +171,8 @@ def test_unknown_model(capsys):
 
 def test_model_feature_mismatch_is_refused_before_any_work(capsys, isolated_cache):
     assert _error(capsys, "run", "--model", "cnn", "--features", "mfcc-stats") == (
-        "Model 'cnn' needs matrix features but 'mfcc-stats' gives vectors. Use --features logmel.")
+        "Model 'cnn' needs matrix features but 'mfcc-stats' gives one vector per clip. Use "
+        "--features logmel.")
     assert not isolated_cache.exists()  # nothing generated, nothing extracted
 
 

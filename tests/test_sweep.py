@@ -10,7 +10,7 @@ import numpy as np
 import optuna
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import alive, descendants, kill_all, run_cli
 from usbench import sweep as sweep_mod
 from usbench.config import DataConfig, SweepConfig
 from usbench.errors import ConfigError
@@ -178,6 +178,38 @@ def test_killed_sweep_resumes_with_finished_trials_intact(three_folds, in_tmp):
     finished = {t.number: t.value for t in study.trials if t.state.is_finished()}
     assert all(finished[n] == v for n, v in before.items())
     assert sweep_mod.finished_trials(study) == len(before) + 2
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="finds processes in /proc")
+def test_killed_sweep_leaves_no_worker_behind(three_folds, in_tmp):
+    import socket
+
+    cmd = [sys.executable, "-m", "usbench", "sweep", "--model", "logreg", "--features",
+           "mfcc-mean", "--data", str(three_folds), "--allow-missing", "--trials", "200",
+           "--jobs", "1", "--workers", "2"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    db = f"sqlite:///{in_tmp / 'results' / 'optuna.db'}"
+    workers, busy = set(), False
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None and not busy:
+            time.sleep(0.2)
+            workers = descendants(proc.pid)
+            try:
+                study = optuna.load_study(study_name="synthetic-logreg-mfcc-mean", storage=db)
+            except Exception:
+                continue
+            ids = {f"{socket.gethostname()}:{pid}" for pid in workers}
+            busy = any(t.user_attrs.get("worker") in ids for t in study.trials)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        assert busy, "the extra worker ran no trial before the sweep ended or the time ran out"
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(map(alive, workers)):
+            time.sleep(0.05)
+        assert not [pid for pid in workers if alive(pid)]
+    finally:
+        kill_all(pid for pid in workers if alive(pid))
 
 
 def test_nested_never_shows_the_outer_fold_to_its_study(three_folds, monkeypatch):

@@ -49,7 +49,8 @@ def read(path: str | os.PathLike) -> tuple[np.ndarray, int]:
         file's sample rate in Hz.
 
     Raises:
-        AudioError: missing, empty, unrecognised, truncated or sample-less file.
+        AudioError: missing, empty, unrecognised, truncated or sample-less file, or one with
+            NaN or infinite samples.
     """
     import soundfile as sf
 
@@ -70,6 +71,10 @@ def read(path: str | os.PathLike) -> tuple[np.ndarray, int]:
         raise AudioError(path, truncated)
     if data.shape[0] == 0:
         raise AudioError(path, "no audio samples")
+    if not np.isfinite(data).all():  # float files can hold NaN or inf: no feature survives them
+        bad = int(np.count_nonzero(~np.isfinite(data).all(axis=1)))
+        raise AudioError(path, f"{bad:,} of {data.shape[0]:,} frames hold NaN or infinite "
+                               "samples")
     return data, int(sr)
 
 

@@ -70,8 +70,10 @@ def audit(model: str, features: str, *, data, overrides: dict | None = None, see
 
     spec, params = check_model(model, features, overrides)
     from usbench.datasets import open_dataset
+    from usbench.paths import writable_results
     from usbench.runner import check_protocol
 
+    writable_results()
     ds = open_dataset(data)
     check_protocol(spec, params, ds.clips["fold"].to_numpy())
     inp = load_inputs(data, features, jobs=jobs, progress=progress, augment=augment, dataset=ds)

@@ -74,6 +74,7 @@ class FeatureMatrix:
         clip_ids: clip ids of the rows of X, in order.
         key: the features key.
         bad: clips left out because they could not be decoded ({clip_id, path, reason}).
+        notes: valid clips worth a look ({clip_id, note}: "silent" or "short").
         computed: clips decoded by the call that returned this matrix (bad ones included).
         reused: clips whose result that call took from the cache.
         path: the cache entry folder.
@@ -86,6 +87,7 @@ class FeatureMatrix:
     computed: int
     reused: int
     path: Path
+    notes: list[dict] = field(default_factory=list)
 
 
 class FeatureStore:
@@ -135,18 +137,43 @@ class FeatureStore:
         return {int(p.stem) for p in self.shards.glob("*.npz") if p.stem.isdigit()}
 
     def write_shard(self, index: int, clip_ids: list[str], X: np.ndarray,
-                    bad: list[dict]) -> None:
-        """Atomically store one finished chunk (good clips' rows and the chunk's bad clips)."""
+                    bad: list[dict], notes: list[dict] = ()) -> None:
+        """Atomically store one finished chunk (good clips' rows, the chunk's bad clips and
+        notes on valid ones)."""
         def write(tmp: Path) -> None:
             with open(tmp, "wb") as fh:
                 np.savez(fh, clip_ids=np.asarray(clip_ids, dtype=str), X=X,
-                         bad=np.asarray(json.dumps(bad)))
+                         bad=np.asarray(json.dumps(bad)),
+                         notes=np.asarray(json.dumps(list(notes))))
 
         _atomic_write(self.shards / f"{index:06d}.npz", write)
 
-    def read_shard(self, index: int) -> tuple[list[str], np.ndarray, list[dict]]:
+    def read_shard(self, index: int) -> tuple[list[str], np.ndarray, list[dict], list[dict]]:
         with np.load(self.shards / f"{index:06d}.npz") as z:
-            return z["clip_ids"].tolist(), z["X"], json.loads(str(z["bad"]))
+            notes = json.loads(str(z["notes"])) if "notes" in z.files else []
+            return z["clip_ids"].tolist(), z["X"], json.loads(str(z["bad"])), notes
+
+    def drop_damaged_shards(self) -> list[tuple[Path, str]]:
+        """Delete the stored chunks that cannot be read back, so they are recomputed.
+
+        A chunk is written atomically, but a disk error or a hand edit can still damage it.
+
+        Returns:
+            (shard path, reason) of each chunk dropped.
+        """
+        import zipfile
+
+        dropped = []
+        for i in sorted(self.done_shards()):
+            path = self.shards / f"{i:06d}.npz"
+            try:
+                ids, X, _, _ = self.read_shard(i)
+                if len(X) != len(ids):
+                    raise ValueError(f"{len(X)} rows for {len(ids)} clips")
+            except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+                path.unlink(missing_ok=True)
+                dropped.append((path, str(exc).splitlines()[0][:120] or type(exc).__name__))
+        return dropped
 
     def bad_so_far(self) -> list[dict]:
         bad = []
@@ -156,12 +183,13 @@ class FeatureStore:
 
     def finalize(self, n_shards: int, shape: tuple[int, ...]) -> None:
         """Join the shards into ``features.npy``, mark the entry complete, drop the shards."""
-        ids, parts, bad = [], [], []
+        ids, parts, bad, notes = [], [], [], []
         for i in range(n_shards):
-            shard_ids, X, shard_bad = self.read_shard(i)
+            shard_ids, X, shard_bad, shard_notes = self.read_shard(i)
             ids += shard_ids
             parts.append(X.reshape(len(shard_ids), *shape))
             bad += shard_bad
+            notes += shard_notes
         matrix = np.concatenate(parts).astype(np.float32, copy=False)
         def write(tmp: Path) -> None:
             with open(tmp, "wb") as fh:  # a file object: np.save would append ".npy" to a name
@@ -170,7 +198,7 @@ class FeatureStore:
         _atomic_write(self.matrix_path, write)
         manifest = self.manifest()
         self._write_manifest({**manifest, "status": "complete", "clip_ids": ids, "bad": bad,
-                              "shape": list(matrix.shape)})
+                              "notes": notes, "shape": list(matrix.shape)})
         shutil.rmtree(self.shards, ignore_errors=True)
 
     def load(self, computed: int = 0) -> FeatureMatrix:
@@ -184,6 +212,6 @@ class FeatureStore:
                 f"Delete {self.path} to rebuild them."
             ) from None
         return FeatureMatrix(X=X, clip_ids=m["clip_ids"], key=self.key, bad=m["bad"],
-                             computed=computed,
+                             notes=m.get("notes", []), computed=computed,
                              reused=len(m["clip_ids"]) + len(m["bad"]) - computed,
                              path=self.path)

@@ -38,13 +38,22 @@ def _positive_int(text: str) -> int:
 
 
 def _fold_list(text: str) -> tuple[int, ...]:
+    """``1,2,10`` (spaces around the commas allowed) as (1, 2, 10); no empty or repeated item."""
+    items = [f.strip() for f in text.split(",")]
+    if not any(items):
+        raise argparse.ArgumentTypeError("expected at least one fold number, like 1,2,10")
+    if not all(items):
+        raise argparse.ArgumentTypeError(
+            f"expected fold numbers like 1,2,10, got {text!r} (an empty item)")
     try:
-        folds = tuple(int(f) for f in text.split(",") if f.strip())
+        folds = tuple(int(f) for f in items)
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"expected fold numbers like 1,2,10, got {text!r}") from None
-    if not folds:
-        raise argparse.ArgumentTypeError("expected at least one fold number")
+    twice = sorted({f for f in folds if folds.count(f) > 1})
+    if twice:
+        raise argparse.ArgumentTypeError(
+            f"fold {twice[0]} is named twice in {text!r}; name each fold once")
     return folds
 
 
@@ -74,8 +83,16 @@ def _add_evaluation_args(p: argparse.ArgumentParser, set_help: str) -> None:
                    help="feature-extraction workers (default: one per core)")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with usbench's error form: one line on stderr, exit code 2."""
+
+    def error(self, message: str):
+        sys.stderr.write(f"usbench: error: {self.prog}: {message}. See `{self.prog} --help`.\n")
+        sys.exit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="usbench",
         description="Honest leave-one-fold-out benchmarks for environmental sound "
                     "classification (UrbanSound8K).",
@@ -198,6 +215,9 @@ def cmd_data_check(args: argparse.Namespace) -> int:
     total = report.table.loc["all"]
     print(f"{total['present']:,} of {total['listed']:,} listed clips present, "
           f"{total['missing']:,} missing, {total['unreadable']:,} unreadable.")
+    if total["silent"] or total["short"]:
+        print(f"{total['silent']:,} silent (peak below -140 dBFS) and {total['short']:,} "
+              "shorter than one analysis window (93 ms): valid, kept, worth a listen.")
     for rel, reason in report.unreadable[:10]:
         print(f"  unreadable: {rel}: {reason}")
     if len(report.unreadable) > 10:
@@ -238,8 +258,27 @@ def cmd_features_build(args: argparse.Namespace) -> int:
         print(f"partial dataset: {ds.n_missing:,} of {len(ds.listed):,} listed clips missing")
     if m.bad:
         print(f"left out {len(m.bad)} undecodable clip(s), listed in {m.path / 'manifest.json'}")
+    silent = sum(n["note"] == "silent" for n in m.notes)
+    short = sum(n["note"] == "short" for n in m.notes)
+    if silent or short:
+        print(f"kept {silent:,} silent clip(s) (peak below -140 dBFS) and {short:,} shorter "
+              f"than one analysis window (2,048 samples), listed in {m.path / 'manifest.json'}")
     print(f"features key {m.key}: {m.path}")
     return 0
+
+
+def _set_pairs(pairs: list[tuple[str, str]]) -> dict[str, str]:
+    """The --set pairs as a dict, refusing a key given twice (which value would win is a
+    guess)."""
+    from usbench.errors import ConfigError
+
+    out: dict[str, str] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ConfigError(f"--set {key} is given twice ({key}={out[key]}, {key}={value}). "
+                              "Keep one.")
+        out[key] = value
+    return out
 
 
 def _augmentation(on: bool, overrides: dict[str, str]):
@@ -266,7 +305,7 @@ def _run_config(args: argparse.Namespace):
                       allow_missing=args.allow_missing or bool(file.get("allow_missing", False)),
                       skip_bad=args.skip_bad or bool(file.get("skip_bad", False)))
     overrides = {**{k: str(v) for k, v in file.get("params", {}).items()},
-                 **dict(args.overrides)}
+                 **_set_pairs(args.overrides)}
     overrides, augment = _augmentation(args.augment or bool(file.get("augment", False)),
                                        overrides)
     folds = args.folds or (tuple(file["folds"]) if "folds" in file else None)
@@ -306,7 +345,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from usbench.runner import check_model
     from usbench.sweep import sweep
 
-    overrides, augment = _augmentation(args.augment, dict(args.overrides))
+    overrides, augment = _augmentation(args.augment, _set_pairs(args.overrides))
     cfg = SweepConfig(data=DataConfig(dataset=args.dataset, root=args.data,
                                       allow_missing=args.allow_missing,
                                       skip_bad=args.skip_bad),
@@ -367,7 +406,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from usbench.config import DataConfig
     from usbench.runner import check_model
 
-    overrides, augment = _augmentation(args.augment, dict(args.overrides))
+    overrides, augment = _augmentation(args.augment, _set_pairs(args.overrides))
     check_model(args.model, args.features, overrides)
     out = audit(args.model, args.features, overrides=overrides, seed=args.seed,
                 augment=augment,
@@ -406,7 +445,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
         for p in predict_files(bundle, args.clips):
             if p.error:
                 failed += 1
-                print(f"{p.path}: error: {p.error}")
+                print(f"usbench: error: {p.error.rstrip('.')}. Pass audio that libsndfile "
+                      "decodes (WAV, FLAC, OGG, AIFF) with finite samples; the other clips "
+                      "are classified.", file=sys.stderr)
                 continue
             top = "  ".join(f"{name} {prob:.2f}" for name, prob in p.top)
             print(f"{p.path}: {top}")

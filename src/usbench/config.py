@@ -27,19 +27,46 @@ def fingerprint(obj: Any) -> str:
     return hashlib.sha256(canonical_json(obj).encode()).hexdigest()[:12]
 
 
+# The keys a --config file may hold: the ``usbench run`` flags, and a [params] table.
+CONFIG_KEYS = ("dataset", "data", "allow_missing", "skip_bad", "folds", "seed", "experiment",
+               "tracking_uri", "save_model", "augment", "params")
+
+
 def load_config_file(path: str) -> dict:
-    """Read a TOML run file (keys as the ``usbench run`` flags, plus a ``[params]`` table)."""
+    """Read a TOML run file (keys as the ``usbench run`` flags, plus a ``[params]`` table).
+
+    Raises:
+        ConfigError: the file is missing, a folder, unreadable, not TOML, or holds a key
+            outside CONFIG_KEYS.
+    """
+    import difflib
     import tomllib
 
     from usbench.errors import ConfigError
 
     try:
         with open(path, "rb") as fh:
-            return tomllib.load(fh)
+            data = tomllib.load(fh)
     except FileNotFoundError:
         raise ConfigError(f"Config file {path} not found. Check the --config path.") from None
-    except tomllib.TOMLDecodeError as exc:
+    except IsADirectoryError:
+        raise ConfigError(f"Config file {path} is a folder. Pass a .toml file to --config.") \
+            from None
+    except PermissionError:
+        raise ConfigError(f"Config file {path} cannot be read (permission denied). Check its "
+                          "permissions.") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"Config file {path} is not valid TOML ({exc}).") from None
+    for key in data:
+        if key not in CONFIG_KEYS:
+            close = difflib.get_close_matches(key, CONFIG_KEYS, n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise ConfigError(f"Config file {path} has an unknown key '{key}'.{hint} Valid "
+                              f"keys: {', '.join(CONFIG_KEYS)}.")
+    if not isinstance(data.get("params", {}), dict):
+        raise ConfigError(f"Config file {path}: 'params' must be a table ([params] with "
+                          "name = value lines).")
+    return data
 
 
 @dataclass(frozen=True, kw_only=True)

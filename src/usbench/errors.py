@@ -35,3 +35,7 @@ class CacheError(UsbenchError):
 
 class FoldError(UsbenchError):
     """A fold selection cannot be evaluated under the protocol."""
+
+
+class TrackingError(UsbenchError):
+    """The MLflow tracking store cannot be reached, read, created or repaired."""

@@ -2,7 +2,8 @@
 
 Worker processes (spawned, one BLAS/OpenMP thread each, reused for the whole build) decode
 and extract one chunk of clips at a time; the parent alone writes shards, atomically, so an
-interrupted build keeps every finished chunk and resumes with the rest.
+interrupted build keeps every finished chunk and resumes with the rest. Workers end with the
+parent, even a killed one (``usbench.procs``).
 """
 
 from __future__ import annotations
@@ -18,39 +19,50 @@ from usbench.augment import AudioAugment
 from usbench.cache import FeatureStore
 from usbench.features.base import FeatureSet
 
+# Valid clips counted in the build summary (the same limits as `usbench data check`).
+SILENT_PEAK = 1e-7  # -140 dBFS
+SHORT_SAMPLES = 2048  # one analysis window of the feature sets
+
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                "NUMBA_NUM_THREADS")
 
 
 def extract_chunk(fs: FeatureSet, clip_ids: list[str], paths: list[str],
                   augment: AudioAugment | None = None
-                  ) -> tuple[list[str], np.ndarray, list[dict]]:
+                  ) -> tuple[list[str], np.ndarray, list[dict], list[dict]]:
     """Decode and extract one chunk (or, with `augment`, the features of its variants).
 
     Returns:
         (good clip ids, float32 features of shape (n_good, *fs.shape), or
         (n_good, augment.variants, *fs.shape) with `augment`, bad clips as
-        {clip_id, path, reason}).
+        {clip_id, path, reason}, valid clips worth a look as {clip_id, note}: "silent"
+        (peak below -140 dBFS) or "short" (fewer samples than one 2,048-sample window)).
     """
     from usbench.audio import load
     from usbench.errors import AudioError
 
-    good, waves, bad = [], [], []
+    good, waves, bad, notes = [], [], [], []
     for clip_id, path in zip(clip_ids, paths, strict=True):
         try:
-            waves.append(load(path, sr=fs.sr))
-            good.append(clip_id)
+            y = load(path, sr=fs.sr)
         except AudioError as exc:
             bad.append({"clip_id": clip_id, "path": path, "reason": exc.reason})
+            continue
+        waves.append(y)
+        good.append(clip_id)
+        if not len(y) or float(np.abs(y).max()) < SILENT_PEAK:
+            notes.append({"clip_id": clip_id, "note": "silent"})
+        if len(y) < SHORT_SAMPLES:
+            notes.append({"clip_id": clip_id, "note": "short"})
     if augment is None:
         X = fs.extract_batch(waves, fs.sr) if waves else np.empty((0, *fs.shape), np.float32)
-        return good, X, bad
+        return good, X, bad, notes
     k = augment.variants
     deformed = [v for clip_id, y in zip(good, waves, strict=True)
                 for v in augment.make(y, fs.sr, clip_id)]
     X = (fs.extract_batch(deformed, fs.sr) if deformed
          else np.empty((0, *fs.shape), np.float32))
-    return good, X.reshape(len(good), k, *fs.shape), bad
+    return good, X.reshape(len(good), k, *fs.shape), bad, notes
 
 
 @contextmanager
@@ -103,9 +115,12 @@ def run_chunks(store: FeatureStore, fs: FeatureSet, chunks: list[tuple[list[str]
         return
     import multiprocessing
 
+    from usbench.procs import die_with_parent
+
     # Workers are spawned on demand while submitting, so the variables stay set throughout.
     with _one_thread_per_worker(), ProcessPoolExecutor(
-        max_workers=min(jobs, len(todo)), mp_context=multiprocessing.get_context("spawn")
+        max_workers=min(jobs, len(todo)), mp_context=multiprocessing.get_context("spawn"),
+        initializer=die_with_parent, initargs=(os.getpid(),)
     ) as pool:
         # Keep a bounded queue so an interrupt loses little queued work and memory stays flat.
         pending, queue = {}, list(todo)

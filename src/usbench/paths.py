@@ -27,8 +27,11 @@ def results_dir() -> Path:
     return Path.cwd() / "results"
 
 
-def writable_dir(path: Path, what: str = "Cache directory") -> Path:
+def writable_dir(path: Path, what: str = "Cache directory",
+                 fix: str = "Set USBENCH_CACHE to a folder you can write to.") -> Path:
     """Create `path` if needed and prove it is writable, or raise CacheError with the fix."""
+    if path.exists() and not path.is_dir():
+        raise CacheError(f"{what} {path} is a file, not a folder. Move or rename that file.")
     try:
         path.mkdir(parents=True, exist_ok=True)
         probe = path / f".write-test-{os.getpid()}"
@@ -36,8 +39,16 @@ def writable_dir(path: Path, what: str = "Cache directory") -> Path:
         probe.unlink()
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
-        raise CacheError(
-            f"{what} {path} is not writable ({reason}). "
-            "Set USBENCH_CACHE to a folder you can write to."
-        ) from None
+        raise CacheError(f"{what} {path} is not writable ({reason}). {fix}") from None
     return path
+
+
+def writable_results() -> Path:
+    """``results_dir()``, proven writable before any work starts (a run's record goes there).
+
+    Raises:
+        CacheError: it cannot be created or written, with the fix.
+    """
+    return writable_dir(results_dir(), "Results folder",
+                        "Run usbench from a folder you can write to, or make this one "
+                        "writable.")

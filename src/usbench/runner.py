@@ -104,6 +104,9 @@ def build_features(cfg: BuildConfig, *, progress: bool = True,
         size = manifest["chunk_size"]
         ids, paths = ds.clips["clip_id"].tolist(), ds.clips["path"].tolist()
         chunks = [(ids[a : a + size], paths[a : a + size]) for a in range(0, len(ids), size)]
+        for path, reason in store.drop_damaged_shards():
+            log.warning(f"warning: cache chunk {path} was damaged ({reason}); it is "
+                        "recomputed.")
         todo = sorted(set(range(len(chunks))) - store.done_shards())
         n_todo = sum(len(chunks[i][0]) for i in todo)
         if n_todo < len(ids):
@@ -224,6 +227,10 @@ def check_finite(X, clip_ids: list[str]) -> None:
         )
 
 
+# How an error names what a feature set gives, by input kind.
+KIND_WORDS = {"vector": "one vector per clip", "matrix": "one matrix per clip"}
+
+
 def check_model(model: str, features: str, overrides: dict | None = None):
     """Resolve a model family and its typed parameters; check it fits the feature set.
 
@@ -244,7 +251,7 @@ def check_model(model: str, features: str, overrides: dict | None = None):
         matching = [n for n in FEATURES if get_feature_set(n).kind == spec.input_kind]
         raise ConfigError(
             f"Model '{model}' needs {spec.input_kind} features but '{features}' gives "
-            f"{fs.kind}s. Use --features {' or '.join(matching)}."
+            f"{KIND_WORDS[fs.kind]}. Use --features {' or '.join(matching)}."
         )
     overrides = {k.removeprefix("model.params."): v for k, v in (overrides or {}).items()}
     params = spec.params(overrides)
@@ -475,8 +482,10 @@ def run_experiment(cfg, *, progress: bool = True) -> RunOutcome:
     """``usbench run``: evaluate one configuration under leave-one-fold-out, record, log."""
     from usbench import cv
     from usbench.datasets import open_dataset
+    from usbench.paths import writable_results
 
     spec, params = prepare_model(cfg)
+    writable_results()  # the record goes there: fail before any fold, not after the last
     ds = open_dataset(cfg.data)
     check_protocol(spec, params, ds.clips["fold"].to_numpy(), cfg.folds, cfg.save_model)
     inp = load_inputs(cfg.data, cfg.features, jobs=cfg.jobs, progress=progress,

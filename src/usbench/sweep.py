@@ -351,9 +351,14 @@ def optimize(study, objective: Objective, n_trials: int, timeout: float | None,
 
 
 def _worker(cfg: SweepConfig, name: str, storage_url: str, target: Target, n_trials: int,
-            test_folds: list[int], parent_run_id: str | None, worker: int) -> None:
-    """Body of an extra ``--workers`` process: load features from the cache, run trials."""
+            test_folds: list[int], parent_run_id: str | None, worker: int,
+            parent_pid: int) -> None:
+    """Body of an extra ``--workers`` process: load features from the cache, run trials.
+    It ends with the sweep process, even a killed one; the next run fails its unfinished trial."""
+    from usbench.procs import die_with_parent
     from usbench.runner import load_inputs
+
+    die_with_parent(parent_pid)
 
     inp = load_inputs(cfg.data, cfg.features, jobs=cfg.jobs, progress=False,
                       augment=cfg.augment)
@@ -389,7 +394,7 @@ def run_study(cfg: SweepConfig, inp: Inputs, name: str, storage_url: str, target
     for i, share in enumerate(shares[1:], start=1):
         if share:
             p = ctx.Process(target=_worker, args=(cfg, name, storage_url, target, share,
-                                                  test_folds, parent_run_id, i))
+                                                  test_folds, parent_run_id, i, os.getpid()))
             p.start()
             procs.append(p)
     try:
@@ -487,7 +492,7 @@ def sweep(cfg: SweepConfig, *, progress: bool = True) -> SweepOutcome:
 
 def _sweep(cfg: SweepConfig, *, progress: bool) -> SweepOutcome:
     from usbench import cv, tracking
-    from usbench.paths import results_dir
+    from usbench.paths import writable_results
     from usbench.runner import check_model, load_inputs
 
     if cfg.trials < 1:
@@ -498,7 +503,7 @@ def _sweep(cfg: SweepConfig, *, progress: bool) -> SweepOutcome:
         raise ConfigError(f"--timeout must be a positive number of seconds, got "
                           f"{cfg.timeout:g}. Leave it out to run until --trials are done.")
     spec, defaults = check_model(cfg.model, cfg.features, dict(cfg.overrides))
-    results = results_dir()
+    results = writable_results()
     storage_url = cfg.storage or default_storage(results)
     open_storage(storage_url)  # an unreachable storage fails here, before any work
     from usbench.datasets import open_dataset

@@ -4,14 +4,27 @@ The result is always written locally first (``results/runs/<run name>/``); a tra
 then costs a warning, never the result. The default store is ``results/mlflow.db`` (sqlite)
 with artifacts under ``results/mlartifacts/<experiment>``, both set explicitly (STACK_NOTES:
 no implicit ``./mlruns``).
+
+A sqlite store is never seen half-made: a new one is created and migrated in a temporary file
+beside the target and renamed into place, under a lock file so that concurrent processes
+create it once. MLflow migrates a database in place and not atomically, so a process killed
+while creating one used to leave it broken for good; a store found half-made (leftover
+``_alembic_tmp_*`` tables, no or an old schema revision, missing tables) is rebuilt when it
+holds no runs, else repaired on a copy; the original is always kept beside it under a named
+backup, and a one-line warning says what was done.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
+
+from usbench.errors import ConfigError, TrackingError, UsbenchError
 
 log = logging.getLogger("usbench")
 
@@ -69,12 +82,303 @@ def _quiet_mlflow() -> None:
     logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
 
 
+def _sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI; None for other stores and in-memory ones."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    name = uri.removeprefix("sqlite:///").split("?", 1)[0]
+    if not name or name == ":memory:":
+        return None
+    return Path(name).absolute()  # a relative name is relative to the working directory
+
+
+@lru_cache(maxsize=1)
+def _revisions() -> tuple[str, frozenset[str]]:
+    """(head, every revision) of the schema migrations this MLflow ships."""
+    from alembic.script import ScriptDirectory
+    from mlflow.store.db import utils
+
+    script = ScriptDirectory.from_config(utils._get_alembic_config(db_url=""))
+    return utils._get_latest_schema_revision(), frozenset(
+        r.revision for r in script.walk_revisions())
+
+
+@dataclass(frozen=True)
+class _StoreState:
+    """What a sqlite file holds: `problem` says why it is not a whole MLflow store ('' if it is)."""
+
+    empty: bool
+    problem: str
+    runs: int
+    interrupted: bool = False  # signs of a killed migration, not merely an older schema
+
+    @property
+    def kind(self) -> str:
+        return "half-migrated" if self.interrupted else "out of date"
+
+
+def _inspect(path: Path) -> _StoreState:
+    """Read `path` (read-only) and judge it as an MLflow store.
+
+    Raises:
+        TrackingError: not a database, not MLflow's, or of a schema this MLflow does not know.
+    """
+    import sqlite3
+
+    import mlflow
+    from mlflow.store.db import utils
+
+    try:
+        con = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+        try:
+            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master "
+                                                "WHERE type = 'table'")}
+            revision = (con.execute("SELECT version_num FROM alembic_version").fetchall()
+                        if "alembic_version" in tables else None)
+            runs = con.execute("SELECT COUNT(*) FROM runs").fetchone()[0] if "runs" in tables else 0
+        finally:
+            con.close()
+    except sqlite3.OperationalError as exc:  # locked, or no permission to open it
+        raise TrackingError(
+            f"Could not open the MLflow store {path} ({exc}). Check its permissions and that "
+            "no other program holds it locked, or pass --tracking-uri for another store."
+        ) from None
+    except sqlite3.DatabaseError as exc:  # "file is not a database", "... image is malformed"
+        raise TrackingError(
+            f"MLflow store {path} is not a readable SQLite database ({exc}). Move it aside or "
+            "restore it from a backup (a new store is then created), or pass --tracking-uri "
+            "for another store."
+        ) from None
+    if not tables:
+        return _StoreState(empty=True, problem="empty", runs=0)
+    ours = set(utils.Base.metadata.tables) | set(utils.InitialBase.metadata.tables)
+    leftovers = sorted(t for t in tables if t.startswith("_alembic_tmp_"))
+    if not tables & ours and not leftovers and revision is None:
+        raise TrackingError(
+            f"{path} is not an MLflow store (its tables: {', '.join(sorted(tables)[:5])}). "
+            "Pass --tracking-uri for an MLflow store."
+        )
+    head, known = _revisions()
+    found = [r[0] for r in revision or []]
+    if any(r not in known for r in found):
+        raise TrackingError(
+            f"MLflow store {path} has schema revision {', '.join(found)}, which MLflow "
+            f"{mlflow.__version__} does not know (an Optuna storage, or a newer MLflow's "
+            "store?). Pass --tracking-uri for this MLflow's store, or upgrade MLflow."
+        )
+    problems = [f"leftover table {t}" for t in leftovers]
+    if revision is None:
+        problems.append("no alembic_version table")
+    elif found != [head]:
+        problems.append(f"schema revision {', '.join(found) or 'none'}, not {head}")
+    missing = set(utils.Base.metadata.tables) - tables
+    if missing:
+        problems.append(f"{len(missing)} of {len(utils.Base.metadata.tables)} tables missing")
+    return _StoreState(empty=False, problem="; ".join(problems), runs=runs,
+                       interrupted=bool(leftovers) or revision is None)
+
+
+@contextmanager
+def _store_lock(path: Path):
+    """Hold an exclusive lock on ``<store>.lock`` (processes that create or mend `path`)."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: os.replace alone still never shows a half-made store
+        yield
+        return
+    with open(path.with_name(f".{path.name}.lock"), "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _migrate(path: Path) -> None:
+    """Create MLflow's tables in `path` and upgrade them to the head revision, in place."""
+    from mlflow.store.db import utils
+
+    engine = utils.create_sqlalchemy_engine(f"sqlite:///{path}")
+    try:
+        utils._initialize_tables(engine)
+    finally:
+        engine.dispose()
+
+
+def _temporary(path: Path, what: str) -> Path:
+    return path.with_name(f".{path.name}.{what}-{os.getpid()}")
+
+
+def _fresh(path: Path) -> Path:
+    """A new, whole store in a temporary file beside `path` (removed again if this fails)."""
+    tmp = _temporary(path, "creating")
+    try:
+        _migrate(tmp)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def _repaired(path: Path) -> Path:
+    """A copy of the half-migrated store `path`, mended and migrated to the head revision.
+
+    Leftover ``_alembic_tmp_X`` tables are what a killed batch migration leaves: a partial copy
+    when X still exists (dropped), else the whole copy made before X was dropped (renamed).
+    """
+    import sqlite3
+
+    tmp = _temporary(path, "repairing")
+    try:
+        src = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+        dst = sqlite3.connect(tmp)
+        try:
+            src.backup(dst)
+            tables = {r[0] for r in dst.execute("SELECT name FROM sqlite_master "
+                                                "WHERE type = 'table'")}
+            if "alembic_version" not in tables:
+                raise TrackingError("its schema revision is unknown")
+            for t in sorted(tables):
+                if t.startswith("_alembic_tmp_"):
+                    orig = t.removeprefix("_alembic_tmp_")
+                    dst.execute(f'DROP TABLE "{t}"' if orig in tables
+                                else f'ALTER TABLE "{t}" RENAME TO "{orig}"')
+            dst.commit()
+        finally:
+            src.close()
+            dst.close()
+        _migrate(tmp)
+        left = _inspect(tmp).problem
+        if left:
+            raise TrackingError(left)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def _replace(path: Path, new: Path, backup_tag: str) -> Path:
+    """Put `new` in place of `path` atomically, keeping the old file as a named backup."""
+    backup = path.with_name(f"{path.name}.{backup_tag}-{time.strftime('%Y%m%d-%H%M%S')}")
+    if backup.exists():
+        backup = backup.with_name(f"{backup.name}-{os.getpid()}")
+    try:
+        os.link(path, backup)  # the store stays in place until the rename below
+    except OSError:
+        import shutil
+
+        shutil.copy2(path, backup)
+    os.replace(new, path)
+    _forget_connections(path)
+    return backup
+
+
+def _forget_connections(path: Path) -> None:
+    """Close MLflow's pooled connections to `path`: they still point at the file replaced."""
+    try:
+        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+        for uri, engine in list(SqlAlchemyStore._engine_map.items()):
+            if _sqlite_path(uri) == path:
+                engine.dispose()  # the engine stays usable; new connections open the new file
+    except Exception:  # noqa: S110  (a private cache of MLflow's: nothing to close if it moved)
+        pass
+
+
+def ensure_store(uri: str, *, writer: bool) -> None:
+    """Make sure the sqlite store at `uri` is whole before MLflow opens it (others: nothing).
+
+    A missing (or empty) store is created atomically; a half-made or out-of-date one is rebuilt
+    when it holds no runs, else repaired (or upgraded) on a copy, keeping the original as a
+    named backup and saying so.
+    When a store with runs cannot be repaired, a writer (`writer`) moves it aside and starts a
+    new one; a reader raises rather than move the user's runs.
+
+    Raises:
+        TrackingError: the file is not an MLflow sqlite store, cannot be written, or (reader)
+            holds runs that could not be repaired.
+    """
+    path = _sqlite_path(uri)
+    if path is None or (path.exists() and not _inspect(path).problem):
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with _store_lock(path):
+            for stale in path.parent.iterdir():  # temporary files of killed processes
+                if stale.name.startswith((f".{path.name}.creating-",
+                                          f".{path.name}.repairing-")):
+                    stale.unlink(missing_ok=True)
+            _mend(path, writer)
+    except UsbenchError:
+        raise
+    except Exception as exc:
+        why = (exc.strerror or str(exc)) if isinstance(exc, OSError) else _reason(exc)
+        raise TrackingError(
+            f"Could not create or repair the MLflow store {path} ({why}). Make its folder "
+            "writable, or pass --tracking-uri for another store."
+        ) from None
+
+
+def _mend(path: Path, writer: bool) -> None:
+    """Create or mend `path` (the caller holds the store lock)."""
+    state = _inspect(path) if path.exists() else None  # another process may have mended it
+    if state is None or state.empty:
+        os.replace(_fresh(path), path)
+        _forget_connections(path)
+        return
+    if not state.problem:
+        return
+    if state.runs == 0:
+        backup = _replace(path, _fresh(path), "broken")
+        log.warning(f"warning: MLflow store {path} was half-made ({state.problem}), probably "
+                    "by a run killed while creating it, and held no runs: moved it to "
+                    f"{backup.name} beside it and created a new one.")
+        return
+    try:
+        repaired = _repaired(path)
+    except Exception as exc:
+        why = str(exc) if isinstance(exc, TrackingError) else _reason(exc)
+        if not writer:
+            raise TrackingError(
+                f"MLflow store {path} is {state.kind} ({state.problem}) and its {state.runs} "
+                f"run(s) could not be repaired ({why}). Back it up, then run `mlflow db upgrade "
+                f"sqlite:///{path}`, or pass --tracking-uri for another store."
+            ) from None
+        backup = _replace(path, _fresh(path), "broken")
+        log.warning(f"warning: MLflow store {path} was {state.kind} ({state.problem}) and its "
+                    f"{state.runs} run(s) could not be repaired ({why}): moved it to "
+                    f"{backup.name} beside it (try `mlflow db upgrade sqlite:///{backup}`) and "
+                    "created a new one.")
+        return
+    backup = _replace(path, repaired, "before-repair")
+    done = "repaired" if state.interrupted else "upgraded"
+    log.warning(f"warning: MLflow store {path} was {state.kind} ({state.problem}): {done} it "
+                f"with its {state.runs} run(s); the original is kept as {backup.name} beside it.")
+
+
+def _client(uri: str, *, writer: bool):
+    """An MlflowClient on `uri`, its sqlite store created or mended first (see ensure_store)."""
+    _quiet_mlflow()
+    ensure_store(uri, writer=writer)
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
 def _experiment_id(client, name: str, artifact_root: Path) -> str:
+    from mlflow.exceptions import MlflowException
+
     exp = client.get_experiment_by_name(name)
     if exp is not None:
         return exp.experiment_id
     location = (artifact_root / name).resolve().as_uri()
-    return client.create_experiment(name, artifact_location=location)
+    try:
+        return client.create_experiment(name, artifact_location=location)
+    except MlflowException:
+        exp = client.get_experiment_by_name(name)  # another process created it meanwhile
+        if exp is None:
+            raise
+        return exp.experiment_id
 
 
 def log_run(uri: str, artifact_root: Path, run: RunLog) -> str | None:
@@ -85,19 +389,15 @@ def log_run(uri: str, artifact_root: Path, run: RunLog) -> str | None:
         of the result is untouched).
     """
     try:
-        _quiet_mlflow()
+        client = _client(uri, writer=True)
         from mlflow.entities import Metric, Param, RunTag
-        from mlflow.tracking import MlflowClient
 
-        client = MlflowClient(tracking_uri=uri)
         exp_id = _experiment_id(client, run.experiment, artifact_root)
         tags = dict(run.tags)
         if run.parent_run_id:
             tags["mlflow.parentRunId"] = run.parent_run_id
         created = client.create_run(exp_id, run_name=run.run_name, tags=tags)
         run_id = created.info.run_id
-        import time
-
         now = int(time.time() * 1000)
         metrics = [Metric(k, float(v), now, 0) for k, v in run.metrics.items()]
         metrics += [Metric(k, float(v), now, int(step))
@@ -110,9 +410,16 @@ def log_run(uri: str, artifact_root: Path, run: RunLog) -> str | None:
         client.set_terminated(run_id, "FINISHED")
         return run_id
     except Exception as exc:  # any tracking failure must leave the local result intact
-        log.warning(f"warning: could not log to MLflow at {uri} ({_reason(exc)}). "
+        log.warning(f"warning: {_could_not('log to', uri, exc)} "
                     f"The result is kept in {run.artifacts}.")
         return None
+
+
+def _could_not(what: str, uri: str, exc: Exception) -> str:
+    """``could not <what> MLflow at <uri> (<reason>).``, or our own one-line message as is."""
+    if isinstance(exc, UsbenchError):
+        return f"could not {what} MLflow: {exc}"
+    return f"could not {what} MLflow at {uri} ({_reason(exc)})."
 
 
 def _reason(exc: Exception) -> str:
@@ -133,45 +440,74 @@ def download_model(uri: str, run_id: str, dest: Path) -> Path:
 
     Raises:
         ConfigError: unknown run, or a run saved without ``--save-model``.
+        TrackingError: the store cannot be reached or read.
     """
-    from usbench.errors import ConfigError
-
-    _quiet_mlflow()
+    client = _client(uri, writer=False)
     from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(tracking_uri=uri)
     try:
         client.get_run(run_id)
-    except MlflowException:
+    except MlflowException as exc:
+        if exc.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            raise _read_error(uri, exc) from None
         raise ConfigError(
             f"No MLflow run '{run_id}' in {uri}. Copy the run id printed by `usbench run`, "
             "or pass --tracking-uri for another store."
         ) from None
-    names = {a.path for a in client.list_artifacts(run_id)}
-    if "model" not in names:
-        raise ConfigError(
-            f"Run {run_id} has no saved model. Re-run it with `usbench run ... --save-model`."
+    except Exception as exc:
+        raise _read_error(uri, exc) from None
+    try:
+        names = {a.path for a in client.list_artifacts(run_id)}
+        if "model" not in names:
+            raise ConfigError(
+                f"Run {run_id} has no saved model. Re-run it with `usbench run ... --save-model`."
+            )
+        return Path(client.download_artifacts(run_id, "model", str(dest)))
+    except UsbenchError:
+        raise
+    except Exception as exc:
+        raise _read_error(uri, exc) from None
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """True when `exc` (or what it wraps) is a failure to connect to an HTTP server."""
+    import requests
+
+    seen: BaseException | None = exc
+    for _ in range(10):  # MLflow re-raises requests' errors inside its own
+        if seen is None:
+            return False
+        if isinstance(seen, (requests.exceptions.ConnectionError, requests.exceptions.Timeout)):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _read_error(uri: str, exc: Exception) -> TrackingError:
+    """The one-line error for a store that cannot be read: unreachable server or other."""
+    if uri.startswith(("http://", "https://")) and _unreachable(exc):
+        return TrackingError(
+            f"Cannot reach the MLflow tracking server at {uri} ({_reason(exc)}). Start the "
+            "server, or pass the right --tracking-uri."
         )
-    return Path(client.download_artifacts(run_id, "model", str(dest)))
+    return TrackingError(f"Could not read the MLflow store at {uri} ({_reason(exc)}). Check "
+                         "that it is an MLflow tracking store, or pass --tracking-uri for another.")
 
 
 def start_parent(uri: str, artifact_root: Path, experiment: str, run_name: str,
                  params: dict, tags: dict[str, str]) -> str | None:
     """Open a parent run (a sweep) that trial runs nest under; None if tracking fails."""
     try:
-        _quiet_mlflow()
+        client = _client(uri, writer=True)
         from mlflow.entities import Param, RunTag
-        from mlflow.tracking import MlflowClient
 
-        client = MlflowClient(tracking_uri=uri)
         exp_id = _experiment_id(client, experiment, artifact_root)
         run_id = client.create_run(exp_id, run_name=run_name, tags=tags).info.run_id
         client.log_batch(run_id, params=[Param(k, str(v)[:6000]) for k, v in params.items()],
                          tags=[RunTag(k, v) for k, v in tags.items()])
         return run_id
     except Exception as exc:
-        log.warning(f"warning: could not log to MLflow at {uri} ({_reason(exc)}). "
+        log.warning(f"warning: {_could_not('log to', uri, exc)} "
                     "Trials are still kept in the Optuna storage and under results/runs/.")
         return None
 
@@ -180,13 +516,9 @@ def finish_parent(uri: str, run_id: str, metrics: dict[str, float], tags: dict[s
                   artifacts: Path | None, status: str = "FINISHED") -> None:
     """Log a sweep's summary to its parent run and close it."""
     try:
-        _quiet_mlflow()
-        import time
-
+        client = _client(uri, writer=True)
         from mlflow.entities import Metric, RunTag
-        from mlflow.tracking import MlflowClient
 
-        client = MlflowClient(tracking_uri=uri)
         now = int(time.time() * 1000)
         client.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()],
                          tags=[RunTag(k, str(v)[:5000]) for k, v in tags.items()])
@@ -207,10 +539,7 @@ def close_abandoned(uri: str, study: str, abandoned) -> list[str]:
         The run ids closed (none if the store cannot be read: a warning, not an error).
     """
     try:
-        _quiet_mlflow()
-        from mlflow.tracking import MlflowClient
-
-        client = MlflowClient(tracking_uri=uri)
+        client = _client(uri, writer=True)
         ids = [e.experiment_id for e in client.search_experiments()]
         runs = client.search_runs(ids, f"tags.`usbench.study` = '{study}' and "
                                        "attributes.status = 'RUNNING'", max_results=1000)
@@ -221,8 +550,8 @@ def close_abandoned(uri: str, study: str, abandoned) -> list[str]:
                 closed.append(r.info.run_id)
         return closed
     except Exception as exc:
-        log.warning(f"warning: could not check MLflow at {uri} for abandoned sweep runs "
-                    f"({_reason(exc)}).")
+        why = str(exc) if isinstance(exc, UsbenchError) else f"at {uri} ({_reason(exc)})."
+        log.warning(f"warning: could not check MLflow for abandoned sweep runs: {why}")
         return []
 
 
@@ -239,16 +568,22 @@ def fetch_runs(uri: str, experiments: list[str] | None) -> tuple[list[dict], lis
 
     Raises:
         ConfigError: an unknown experiment name (with a did-you-mean).
+        TrackingError: the store cannot be reached, read or mended.
     """
+    client = _client(uri, writer=False)
+    try:
+        return _fetch_runs(client, uri, experiments)
+    except UsbenchError:
+        raise
+    except Exception as exc:
+        raise _read_error(uri, exc) from None
+
+
+def _fetch_runs(client, uri: str, experiments: list[str] | None) -> tuple[list[dict], list[str]]:
     import difflib
 
-    from usbench.errors import ConfigError
-
-    _quiet_mlflow()
     from mlflow.entities import ViewType
-    from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(tracking_uri=uri)
     known = {e.name: e for e in client.search_experiments(view_type=ViewType.ACTIVE_ONLY)}
     names = sorted(known)
     wanted = experiments or [n for n in names if n != "Default"]

@@ -69,6 +69,28 @@ def open_dataset(cfg: DataConfig) -> Dataset:
 
     if cfg.dataset is not None:
         DATASETS.check(cfg.dataset)
-    root, _ = resolve_root(cfg)
+    root, origin = resolve_root(cfg)
+    if origin == "USBENCH_DATA" and not root.is_dir():
+        raise DatasetError(
+            f"USBENCH_DATA points at {root}, which is not a folder. Set it to a dataset root "
+            "(metadata/UrbanSound8K.csv + audio/fold<N>/), unset it, or pass --data."
+        )
     name = cfg.dataset or ("synthetic" if is_synthetic(root) else "urbansound8k")
-    return open_root(name, root, allow_missing=cfg.allow_missing)
+    try:
+        ds = open_root(name, root, allow_missing=cfg.allow_missing)
+    except DatasetError as exc:
+        if origin != "USBENCH_DATA":
+            raise
+        raise DatasetError(f"{exc} (The root came from USBENCH_DATA.)") from None
+    if cfg.dataset == "urbansound8k":
+        from usbench.datasets.urbansound8k import CLASSES
+
+        if ds.classes != CLASSES:
+            other = next(c for c in ds.classes + ("",) if c not in CLASSES) or "fewer classes"
+            raise DatasetError(
+                f"{ds.root / 'metadata' / 'UrbanSound8K.csv'} does not hold UrbanSound8K's "
+                f"classes (it has {len(ds.classes)}, e.g. '{other}'; UrbanSound8K has "
+                f"{', '.join(CLASSES)} as classIDs 0-9). Check that --data is the UrbanSound8K "
+                "root, or fix its class and classID columns."
+            )
+    return ds

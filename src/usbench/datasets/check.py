@@ -1,12 +1,21 @@
-"""``usbench data check``: a per-fold table of listed / present / missing / unreadable clips."""
+"""``usbench data check``: a per-fold table of listed / present / missing / unreadable clips.
+
+Two more columns count clips that are valid but worth a look: ``silent`` (peak below -140 dBFS)
+and ``short`` (shorter than one analysis window of the feature sets, 2,048 samples at
+22,050 Hz: 93 ms). They are kept and used like any other clip.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from usbench.datasets.base import Dataset
+
+SILENT_PEAK = 1e-7  # -140 dBFS
+SHORT_SECONDS = 2048 / 22050  # one analysis window of the feature sets
 
 
 @dataclass(frozen=True)
@@ -14,7 +23,7 @@ class CheckReport:
     """Per-fold counts and the unreadable files.
 
     Attributes:
-        table: rows per fold plus "all": listed, present, missing, unreadable.
+        table: rows per fold plus "all": listed, present, missing, unreadable, silent, short.
         unreadable: (relative path, reason) for each present clip that fails to decode.
     """
 
@@ -36,18 +45,23 @@ def check(ds: Dataset, progress: bool = True) -> CheckReport:
 
     listed = ds.listed
     bad = pd.Series(False, index=listed.index)
+    silent, short = bad.copy(), bad.copy()
     unreadable = []
     present = listed.index[listed["present"]]
     for i in tqdm(present, desc="decoding", unit="clip", disable=None if progress else True):
         try:
-            read(listed.at[i, "path"])
+            data, sr = read(listed.at[i, "path"])
         except AudioError as exc:
             bad[i] = True
             unreadable.append((f"audio/fold{listed.at[i, 'fold']}/{listed.at[i, 'clip_id']}",
                                exc.reason))
+            continue
+        silent[i] = float(np.abs(data).max()) < SILENT_PEAK
+        short[i] = data.shape[0] / sr < SHORT_SECONDS
     frame = pd.DataFrame(
         {"fold": listed["fold"], "listed": 1, "present": listed["present"].astype(int),
-         "missing": (~listed["present"]).astype(int), "unreadable": bad.astype(int)}
+         "missing": (~listed["present"]).astype(int), "unreadable": bad.astype(int),
+         "silent": silent.astype(int), "short": short.astype(int)}
     )
     table = frame.groupby("fold").sum()
     table.loc["all"] = table.sum()

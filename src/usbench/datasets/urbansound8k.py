@@ -16,6 +16,10 @@
 
 from usbench.datasets import DatasetSpec
 
+# By classID.
+CLASSES = ("air_conditioner", "car_horn", "children_playing", "dog_bark", "drilling",
+           "engine_idling", "gun_shot", "jackhammer", "siren", "street_music")
+
 SPEC = DatasetSpec(
     name="urbansound8k",
     summary="UrbanSound8K: 8,732 urban sound slices, 10 classes, 10 official folds",

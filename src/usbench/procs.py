@@ -1,0 +1,59 @@
+"""Worker processes that end with their parent, however the parent ends.
+
+A killed ``usbench`` (SIGKILL, SIGTERM, a crash) cannot stop its workers itself: without this,
+feature extraction workers and sweep workers went on computing for nobody, and kept the
+multiprocessing resource tracker alive with them. Every worker calls ``die_with_parent`` first
+thing. On Linux the kernel kills it with its parent (``PR_SET_PDEATHSIG``); everywhere, a
+watchdog thread also ends it within a second of the parent's exit. Stored work stays (shards
+the parent wrote, finished trials); what a worker was computing is lost, as in the parent.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+POLL_S = 1.0
+
+
+def _kill_with_parent() -> bool:
+    """Ask Linux to SIGKILL this process when its parent ends; False where it cannot."""
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        # prctl reads unsigned longs: pass them as such, not as C ints.
+        args = [ctypes.c_ulong(a) for a in (signal.SIGKILL, 0, 0, 0)]
+        return libc.prctl(PR_SET_PDEATHSIG, *args) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _watch(parent_pid: int) -> None:
+    while os.getppid() == parent_pid:
+        time.sleep(POLL_S)
+    os._exit(1)
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """End this worker process when process `parent_pid`, which started it, ends.
+
+    Call it first thing in the worker (a pool initializer, a ``Process`` target). The parent
+    must start the worker from a thread that outlives it: Linux counts the starting thread as
+    the parent. Both means are harmless in a worker that ends normally.
+
+    Args:
+        parent_pid: ``os.getpid()`` of the parent, taken before it started the worker.
+    """
+    _kill_with_parent()
+    # The parent may have died before the line above: this worker was then reparented.
+    if os.getppid() != parent_pid:
+        os._exit(1)
+    threading.Thread(target=_watch, args=(parent_pid,), name="usbench-die-with-parent",
+                     daemon=True).start()
