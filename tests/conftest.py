@@ -80,3 +80,13 @@ def kill_all(pids) -> None:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+def assert_all_end(pids, within: float = 10.0) -> None:
+    """Wait up to `within` seconds for every process in `pids` to end; fail if any lives."""
+    import time
+
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline and any(map(alive, pids)):
+        time.sleep(0.05)
+    assert not [pid for pid in pids if alive(pid)]

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from tests.conftest import alive, descendants, kill_all
+from tests.conftest import alive, assert_all_end, descendants, kill_all
 from usbench import cache
 from usbench.config import BuildConfig, DataConfig
 from usbench.errors import CacheError, DatasetError
@@ -147,10 +147,7 @@ def test_killed_build_leaves_no_worker_behind(tiny_root_ro, isolated_cache):
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
         assert len(workers) >= 3, "the build finished or stalled before its workers started"
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and any(map(alive, workers)):
-            time.sleep(0.05)
-        assert not [pid for pid in workers if alive(pid)]
+        assert_all_end(workers)
     finally:
         kill_all(pid for pid in workers if alive(pid))
 

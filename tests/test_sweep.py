@@ -10,7 +10,7 @@ import numpy as np
 import optuna
 import pytest
 
-from tests.conftest import alive, descendants, kill_all, run_cli
+from tests.conftest import alive, assert_all_end, descendants, kill_all, run_cli
 from usbench import sweep as sweep_mod
 from usbench.config import DataConfig, SweepConfig
 from usbench.errors import ConfigError
@@ -204,10 +204,7 @@ def test_killed_sweep_leaves_no_worker_behind(three_folds, in_tmp):
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
         assert busy, "the extra worker ran no trial before the sweep ended or the time ran out"
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and any(map(alive, workers)):
-            time.sleep(0.05)
-        assert not [pid for pid in workers if alive(pid)]
+        assert_all_end(workers)
     finally:
         kill_all(pid for pid in workers if alive(pid))
 
