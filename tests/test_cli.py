@@ -25,8 +25,12 @@ def test_features_ls(capsys):
 
 def test_ls_datasets(capsys):
     assert run_cli("ls", "datasets") == 0
-    out = capsys.readouterr().out.splitlines()
-    assert [line.split()[0] for line in out] == ["synthetic", "urbansound8k"]
+    out = capsys.readouterr().out
+    names = [line.split(":")[0] for line in out.splitlines() if line and line[0] != " "]
+    assert names == ["csv", "esc10", "esc50", "folders", "synthetic", "urbansound8k"]
+    # Each with its card: source, fold protocol, licence.
+    assert "    - Licence: CC BY-NC 3.0 (the ESC-10 subset: CC BY). Cite the paper above." in out
+    assert "Piczak" in out and "Salamon" in out and out.count("Fold protocol") == 6
 
 
 def test_features_build_counts_silent_and_short_clips(tiny_root, capsys):
@@ -105,7 +109,7 @@ def test_data_check_complete_root(tiny_root_ro, capsys):
 def test_unknown_feature_name(capsys):
     assert _one_line_error(capsys, "features", "build", "--features", "mfcc-stat") == (
         "Unknown feature set 'mfcc-stat'. Did you mean 'mfcc-stats'? "
-        "Available: logmel, mfcc-mean, mfcc-stats."
+        "Available: logmel, mfcc-mean, mfcc-stats, stft, stft-mag."
     )
 
 
@@ -113,7 +117,7 @@ def test_unknown_dataset_name(capsys, tiny_root_ro):
     msg = _one_line_error(capsys, "data", "check", "--dataset", "urbansound8", "--data",
                           str(tiny_root_ro))
     assert msg == ("Unknown dataset 'urbansound8'. Did you mean 'urbansound8k'? "
-                   "Available: synthetic, urbansound8k.")
+                   "Available: csv, esc10, esc50, folders, synthetic, urbansound8k.")
 
 
 def test_named_dataset_without_a_root(capsys):

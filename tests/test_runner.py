@@ -172,7 +172,7 @@ def test_unknown_model(capsys):
 def test_model_feature_mismatch_is_refused_before_any_work(capsys, isolated_cache):
     assert _error(capsys, "run", "--model", "cnn", "--features", "mfcc-stats") == (
         "Model 'cnn' needs matrix features but 'mfcc-stats' gives one vector per clip. Use "
-        "--features logmel.")
+        "--features logmel, stft or stft-mag.")
     assert not isolated_cache.exists()  # nothing generated, nothing extracted
 
 

@@ -263,7 +263,7 @@ def test_ctrl_c_leaves_the_study_consistent_and_resumable(three_folds, in_tmp):
             break
     proc.send_signal(signal.SIGINT)
     err = proc.communicate(timeout=60)[1]
-    assert proc.returncode == 130
+    assert proc.returncode == 130, err[-1500:]
     assert "interrupted; finished work is kept and the next run resumes it." in err
     study = optuna.load_study(study_name="synthetic-logreg-mfcc-mean", storage=db)
     assert not [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]

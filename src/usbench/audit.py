@@ -18,12 +18,13 @@ import numpy as np
 log = logging.getLogger("usbench")
 
 
-def leaky_recordings(recordings: np.ndarray, folds: np.ndarray) -> dict[int, list[int]]:
-    """Recordings whose clips lie in more than one fold: {fsID: sorted folds}."""
-    out: dict[int, set[int]] = {}
+def leaky_recordings(recordings: np.ndarray, folds: np.ndarray) -> dict:
+    """Recordings whose clips lie in more than one fold: {recording id: sorted folds}."""
+    out: dict = {}
     for rec, fold in zip(recordings.tolist(), folds.tolist(), strict=True):
-        out.setdefault(int(rec), set()).add(int(fold))
-    return {rec: sorted(f) for rec, f in sorted(out.items()) if len(f) > 1}
+        out.setdefault(rec, set()).add(int(fold))
+    return {rec: sorted(f) for rec, f in sorted(out.items())
+            if len(f) > 1}
 
 
 def random_folds(y: np.ndarray, n_splits: int, seed: int) -> np.ndarray:
@@ -43,7 +44,7 @@ class AuditOutcome:
 
     folds: object
     random: object
-    leaky: dict[int, list[int]]
+    leaky: dict
     run: object
 
     @property

@@ -18,13 +18,45 @@ log = logging.getLogger("usbench")
 
 def _add_data_args(p: argparse.ArgumentParser, allow_missing: bool = True) -> None:
     p.add_argument("--dataset", metavar="NAME",
-                   help="dataset name (default: detected from the root; `usbench ls datasets`)")
+                   help="dataset layout (default: detected from the root's metadata files; "
+                        "`usbench ls datasets`)")
     p.add_argument("--data", metavar="DIR",
                    help="dataset root (default: $USBENCH_DATA, else the embedded synthetic set)")
     if allow_missing:
         p.add_argument("--allow-missing", action="store_true",
                        help="use the clips present when some listed clips are missing "
                             "(results are marked partial)")
+    own = p.add_argument_group(
+        "your own data (--dataset folders or csv; flags override <root>/usbench.toml)")
+    own.add_argument("--n-folds", type=_positive_int, metavar="N",
+                     help="folds to generate when the data gives none (default 5)")
+    own.add_argument("--fold-seed", type=int, metavar="N",
+                     help="seed of the generated folds (default 0)")
+    own.add_argument("--table", metavar="FILE.csv",
+                     help="csv: the clip table; folders: a table of folds/recordings "
+                          "(relative to the root)")
+    own.add_argument("--file-column", metavar="NAME", help="column of file paths")
+    own.add_argument("--label-column", metavar="NAME", help="csv: column of class names")
+    own.add_argument("--fold-column", metavar="NAME",
+                     help="column of fold numbers (else folds are generated)")
+    own.add_argument("--group-column", metavar="NAME", help="column of recording ids")
+    own.add_argument("--group-pattern", metavar="REGEX",
+                     help="regular expression whose first group in a file name is its "
+                          "recording id, e.g. '^(\\d+)-'")
+
+
+def _data_config(args: argparse.Namespace, file: dict | None = None, **extra):
+    """The DataConfig of the data flags; `file` (a --config file) fills what flags leave out."""
+    from usbench.config import DataConfig
+
+    file = file or {}
+    names = ("dataset", "n_folds", "fold_seed", "table", "file_column", "label_column",
+             "fold_column", "group_column", "group_pattern")
+    values = {n: getattr(args, n) if getattr(args, n) is not None else file.get(n)
+              for n in names}
+    flags = {n: bool(getattr(args, n, False)) or bool(file.get(n, False))
+             for n in ("allow_missing", "skip_bad")}
+    return DataConfig(root=args.data or file.get("data"), **values, **{**flags, **extra})
 
 
 def _positive_int(text: str) -> int:
@@ -204,13 +236,13 @@ def cmd_data_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_data_check(args: argparse.Namespace) -> int:
-    from usbench.config import DataConfig
     from usbench.datasets import open_dataset
     from usbench.datasets.check import check
 
-    ds = open_dataset(DataConfig(dataset=args.dataset, root=args.data, allow_missing=True))
+    ds = open_dataset(_data_config(args, allow_missing=True))
     report = check(ds)
-    print(f"Dataset {ds.name} at {ds.root}")
+    print(f"Dataset {ds.name} at {ds.root}: {len(ds.classes)} classes, "
+          f"{ds.fold_plan.describe()}")
     print(report.table.to_string())
     total = report.table.loc["all"]
     print(f"{total['present']:,} of {total['listed']:,} listed clips present, "
@@ -239,15 +271,13 @@ def cmd_features_ls(args: argparse.Namespace) -> int:
 
 
 def cmd_features_build(args: argparse.Namespace) -> int:
-    from usbench.config import BuildConfig, DataConfig
+    from usbench.config import BuildConfig
     from usbench.features import FEATURES
     from usbench.runner import build_features
 
     FEATURES.check(args.features)
-    cfg = BuildConfig(data=DataConfig(dataset=args.dataset, root=args.data,
-                                      allow_missing=args.allow_missing),
-                      features=args.features, jobs=args.jobs, skip_bad=args.skip_bad,
-                      chunk_size=args.chunk_size)
+    cfg = BuildConfig(data=_data_config(args), features=args.features, jobs=args.jobs,
+                      skip_bad=args.skip_bad, chunk_size=args.chunk_size)
     built = build_features(cfg)
     m, ds = built.matrix, built.dataset
     source = "loaded from cache" if m.computed == 0 else f"extracted {m.computed:,} clips"
@@ -297,13 +327,10 @@ def _augmentation(on: bool, overrides: dict[str, str]):
 
 def _run_config(args: argparse.Namespace):
     """Defaults < --config file < explicit flags < --set."""
-    from usbench.config import DataConfig, RunConfig, load_config_file
+    from usbench.config import RunConfig, load_config_file
 
     file = load_config_file(args.config) if args.config else {}
-    data = DataConfig(dataset=args.dataset or file.get("dataset"),
-                      root=args.data or file.get("data"),
-                      allow_missing=args.allow_missing or bool(file.get("allow_missing", False)),
-                      skip_bad=args.skip_bad or bool(file.get("skip_bad", False)))
+    data = _data_config(args, file)
     overrides = {**{k: str(v) for k, v in file.get("params", {}).items()},
                  **_set_pairs(args.overrides)}
     overrides, augment = _augmentation(args.augment or bool(file.get("augment", False)),
@@ -332,6 +359,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"accuracy {s.accuracy:.3f} ± {s.accuracy_std:.3f} (mean ± std over "
           f"{len(out.folds)} fold(s)), macro-F1 {s.macro_f1:.3f}"
           + ("  [partial dataset]" if out.partial else ""))
+    _print_fold_plan(out.fold_plan, out.folder)
     print(f"local record: {out.folder}")
     if out.run_id:
         from usbench.tracking import ui_command
@@ -340,15 +368,24 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_fold_plan(plan, folder=None) -> None:
+    """Say where the folds came from, unless they are the dataset's official ones."""
+    if plan is None or plan.origin == "official":
+        return
+    where = f"; assignment in {folder / 'folds.csv'}" if folder is not None else ""
+    print(f"folds: {plan.describe()}{where}")
+    if plan.generated:
+        print("generated folds are not an official protocol: compare only with runs on the "
+              "same folds")
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from usbench.config import DataConfig, SweepConfig
+    from usbench.config import SweepConfig
     from usbench.runner import check_model
     from usbench.sweep import sweep
 
     overrides, augment = _augmentation(args.augment, _set_pairs(args.overrides))
-    cfg = SweepConfig(data=DataConfig(dataset=args.dataset, root=args.data,
-                                      allow_missing=args.allow_missing,
-                                      skip_bad=args.skip_bad),
+    cfg = SweepConfig(data=_data_config(args),
                       model=args.model, features=args.features, trials=args.trials,
                       timeout=args.timeout, study=args.study, storage=args.storage,
                       workers=args.workers, nested=args.nested, pruner=args.pruner,
@@ -367,6 +404,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print(f"outer folds: {folds}")
         for fold, params in sorted(out.best_params.items()):
             print(f"  fold {fold}: {params}")
+        _print_fold_plan(out.nested_run.fold_plan, out.nested_run.folder)
         print(f"local record: {out.nested_run.folder}")
     else:
         print(f"study '{out.study_name}' in {out.storage}: {out.n_trials} finished trials")
@@ -374,6 +412,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
               "the same folds chose and scored it; use --nested for an unbiased estimate)")
         print(f"best parameters: {out.best_params}")
         print(f"per-fold accuracy: {folds}")
+        _print_fold_plan(out.fold_plan)
         print(f"reproduce with: {out.reproduce}")
     if out.parent_run_id:
         print(f"MLflow sweep run {out.parent_run_id} (trials are its nested runs)")
@@ -403,28 +442,32 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 def cmd_audit(args: argparse.Namespace) -> int:
     from usbench.audit import audit
-    from usbench.config import DataConfig
     from usbench.runner import check_model
 
     overrides, augment = _augmentation(args.augment, _set_pairs(args.overrides))
     check_model(args.model, args.features, overrides)
     out = audit(args.model, args.features, overrides=overrides, seed=args.seed,
                 augment=augment,
-                data=DataConfig(dataset=args.dataset, root=args.data,
-                                allow_missing=args.allow_missing, skip_bad=args.skip_bad),
+                data=_data_config(args),
                 experiment=args.experiment, tracking_uri=args.tracking_uri, jobs=args.jobs)
     f, r = out.folds, out.random
     print()
     print(f"fold protocol (leave-one-fold-out): accuracy {f.accuracy:.3f} ± {f.accuracy_std:.3f}")
     print(f"random stratified split:            accuracy {r.accuracy:.3f} ± {r.accuracy_std:.3f}")
     print(f"inflation of the random split: {100 * out.inflation:+.1f} points")
-    if out.leaky:
+    plan = out.run.fold_plan
+    _print_fold_plan(plan, out.run.folder)
+    if plan is not None and not plan.grouped:
+        print("recording ids unknown: the folds are themselves a random stratified split, so "
+              "this audit cannot see slices of one recording straddling them. Pass "
+              "--group-column or --group-pattern if the data carries recording ids.")
+    elif out.leaky:
         shown = ", ".join(f"{rec} (folds {','.join(map(str, fl))})"
                           for rec, fl in list(out.leaky.items())[:10])
         more = f" and {len(out.leaky) - 10} more" if len(out.leaky) > 10 else ""
         print(f"{len(out.leaky)} recording(s) have slices in more than one fold: {shown}{more}")
     else:
-        print("no recording (fsID) has slices in more than one fold")
+        print("no recording has slices in more than one fold")
     if out.run.run_id:
         print(f"MLflow run {out.run.run_id} (tag usbench.kind=audit)")
     return 0
@@ -467,7 +510,10 @@ def cmd_ls(args: argparse.Namespace) -> int:
     from usbench.datasets import DATASETS
 
     for name in DATASETS:
-        print(f"{name:<13} {DATASETS.get(name).summary}")
+        spec = DATASETS.get(name)
+        print(f"{name}: {spec.summary}")
+        print("\n".join(f"    {line}".rstrip() for line in spec.card().splitlines()))
+        print()
     return 0
 
 

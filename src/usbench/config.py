@@ -28,8 +28,9 @@ def fingerprint(obj: Any) -> str:
 
 
 # The keys a --config file may hold: the ``usbench run`` flags, and a [params] table.
-CONFIG_KEYS = ("dataset", "data", "allow_missing", "skip_bad", "folds", "seed", "experiment",
-               "tracking_uri", "save_model", "augment", "params")
+CONFIG_KEYS = ("dataset", "data", "allow_missing", "skip_bad", "n_folds", "fold_seed", "table",
+               "file_column", "label_column", "fold_column", "group_column", "group_pattern",
+               "folds", "seed", "experiment", "tracking_uri", "save_model", "augment", "params")
 
 
 def load_config_file(path: str) -> dict:
@@ -74,18 +75,39 @@ class DataConfig:
     """Which dataset to read and how strictly.
 
     Attributes:
-        dataset: a registered dataset name; None: ``synthetic`` if the root carries the
-            generator's marker, else ``urbansound8k``.
+        dataset: a registered dataset name; None: detected from the root's metadata files
+            (synthetic, UrbanSound8K, ESC-50), else an error asking for it.
         root: dataset root folder; None means ``$USBENCH_DATA`` or the embedded synthetic set.
         allow_missing: use only the clips present when some listed clips are missing.
         skip_bad: leave out clips that fail to decode (listed in the cache manifest) instead
             of stopping; results are then marked partial.
+        n_folds, fold_seed: generated folds (``folders`` and ``csv`` without a fold column):
+            how many (None: 5) and the shuffling seed (None: 0).
+        table, file_column, label_column, fold_column, group_column, group_pattern: the
+            ``csv`` layout's table (relative to the root) and column names, and a regular
+            expression whose first group in a file name is its recording id; they override
+            the root's ``usbench.toml``. ``folders`` uses all but ``label_column``.
     """
 
     dataset: str | None = None
     root: str | None = None
     allow_missing: bool = False
     skip_bad: bool = False
+    n_folds: int | None = None
+    fold_seed: int | None = None
+    table: str | None = None
+    file_column: str | None = None
+    label_column: str | None = None
+    fold_column: str | None = None
+    group_column: str | None = None
+    group_pattern: str | None = None
+
+    def layout_options(self) -> dict[str, str | int]:
+        """The options only ``folders`` and ``csv`` read, those that are set, by flag name."""
+        names = ("n_folds", "fold_seed", "table", "file_column", "label_column",
+                 "fold_column", "group_column", "group_pattern")
+        return {f"--{n.replace('_', '-')}": getattr(self, n) for n in names
+                if getattr(self, n) is not None}
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -8,9 +8,10 @@ compared with the top one on their folds by the corrected resampled t-test of Na
 (2003), with n_test / n_train from the recorded clip counts, and the Wilcoxon signed-rank test
 (scipy); too few folds give no p-value rather than one that cannot be significant.
 Partial-data runs are left out unless asked; runs without metrics (crashed) are skipped and
-counted. Reference rows (published UrbanSound8K results, from ``data/reference_results.toml``)
-are shown for that dataset only. Writes ``leaderboard.md`` (with PNGs beside it) and a
-self-contained ``leaderboard.html`` (images embedded).
+counted. Reference rows (published results under each dataset's official folds, from
+``data/reference_results.toml``) are shown for the datasets on the board only. Writes
+``leaderboard.md`` (with PNGs beside it) and a self-contained ``leaderboard.html`` (images
+embedded).
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ class Row:
     dataset: str = "?"
     dataset_fingerprint: str = ""
     dataset_clips: int | None = None
+    fold_plan: str = "official folds"
     fold_ratio: dict[int, float] = field(default_factory=dict)
     ci95: tuple[float, float] = (float("nan"), float("nan"))
     p_ttest: float | None = None
@@ -160,6 +162,7 @@ def _row(run: dict) -> Row | None:
                dataset=t.get("usbench.dataset", p.get("dataset", "?")),
                dataset_fingerprint=t.get("usbench.dataset_fingerprint", ""),
                dataset_clips=int(clips) if clips else None,
+               fold_plan=t.get("usbench.fold_plan", "official folds"),
                fold_ratio={f: test[f] / train[f] for f in test if train.get(f)},
                audit={k: m[k] for k in ("random_split_accuracy", "inflation",
                                         "leaky_recordings") if k in m})
@@ -174,12 +177,14 @@ class Group:
     clips: int | None
     folds: tuple[int, ...]
     rows: list[Row]
+    fold_plan: str = "official folds"
 
     @property
     def title(self) -> str:
         size = f"{self.clips:,} clips" if self.clips else "clip count not recorded"
         fp = f", fingerprint {self.fingerprint[:8]}" if self.fingerprint else ""
-        return f"{self.dataset} ({size}{fp}): tested folds {_fold_list(self.folds)}"
+        plan = "" if self.fold_plan == "official folds" else f", {self.fold_plan}"
+        return f"{self.dataset} ({size}{fp}): tested folds {_fold_list(self.folds)}{plan}"
 
 
 def _fold_list(folds: tuple[int, ...]) -> str:
@@ -263,20 +268,20 @@ def build(runs: list[dict], include_partial: bool = False) -> Board:
     trials = [r for r in best_trial.values() if r.config_id not in by_config]
     grouped: dict[tuple, list[Row]] = {}
     for r in [*by_config.values(), *trials]:
-        grouped.setdefault((r.dataset, r.dataset_fingerprint, r.folds), []).append(r)
+        key = (r.dataset, r.dataset_fingerprint, r.folds, r.fold_plan)
+        grouped.setdefault(key, []).append(r)
     groups = []
     # By dataset name, then most folds first, then best top row first.
-    for (name, fp, folds), rows in sorted(grouped.items(), key=lambda kv: (
+    for (name, fp, folds, plan), rows in sorted(grouped.items(), key=lambda kv: (
             kv[0][0], -len(kv[0][2]), -max(r.accuracy for r in kv[1]), kv[0])):
         rows.sort(key=lambda r: -r.accuracy)
         _compare(rows)
         clips = next((r.dataset_clips for r in rows if r.dataset_clips), None)
-        groups.append(Group(dataset=name, fingerprint=fp, clips=clips, folds=folds, rows=rows))
+        groups.append(Group(dataset=name, fingerprint=fp, clips=clips, folds=folds, rows=rows,
+                            fold_plan=plan))
     datasets = sorted({g.dataset for g in groups} | {a.dataset for a in audits})
-    references = []
-    if "urbansound8k" in datasets:
-        text = files("usbench").joinpath("data/reference_results.toml").read_text()
-        references = tomllib.loads(text)["reference"]
+    text = files("usbench").joinpath("data/reference_results.toml").read_text()
+    references = [r for r in tomllib.loads(text)["reference"] if r["dataset"] in datasets]
     return Board(groups=groups, audits=audits, skipped_crashed=crashed,
                  skipped_partial=partial, datasets=datasets, references=references)
 
@@ -377,6 +382,11 @@ def _notes(board: Board) -> list[str]:
         "Wilcoxon signed-rank (needs 6 non-zero differences to be able to reach p < 0.05).",
         "Macro-F1 averages, per fold, the classes present in that fold's test clips.",
     ]
+    if any(g.fold_plan.startswith("generated") for g in board.groups):
+        notes.append("\"generated folds\": folds usbench made for data without any (stratified, "
+                     "grouped by recording when recording ids are known; the assignment is in "
+                     "each run's folds.csv). They are not an official protocol: compare such "
+                     "rows only with rows on the same folds, never with published figures.")
     if board.skipped_crashed:
         notes.append(f"{board.skipped_crashed} run(s) without metrics (crashed) were skipped.")
     if board.skipped_partial:
@@ -397,9 +407,10 @@ def to_markdown(board: Board, images: dict[str, Path], out: Path) -> str:
     lines += [f"- {n}" for n in _notes(board)] + [""]
     if board.references:
         lines += ["## Published results (reference, not re-run by usbench)", "",
-                  "| model | features | accuracy | citation |", "|---|---|---|---|"]
-        lines += [f"| {r['model']} | {r['features']} | {r['accuracy']:.3f} | {r['citation']} |"
-                  for r in board.references]
+                  "| dataset | model | features | accuracy | citation |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| {r['dataset']} | {r['model']} | {r['features']} | {r['accuracy']:.3f} | "
+                  f"{r['citation']} |" for r in board.references]
         lines.append("")
     if board.audits:
         lines += ["## Leakage audits", "",
@@ -442,9 +453,9 @@ def to_html(board: Board, images: dict[str, Path]) -> str:
     if board.references:
         parts += ["<section id='references' class='ref'><h2>Published results (reference, "
                   "not re-run by usbench)</h2>",
-                  table(["model", "features", "accuracy", "citation"],
-                        [[r["model"], r["features"], f"{r['accuracy']:.3f}", r["citation"]]
-                         for r in board.references]), "</section>"]
+                  table(["dataset", "model", "features", "accuracy", "citation"],
+                        [[r["dataset"], r["model"], r["features"], f"{r['accuracy']:.3f}",
+                          r["citation"]] for r in board.references]), "</section>"]
     if board.audits:
         parts += ["<section id='audits'><h2>Leakage audits</h2>",
                   table(["model", "features", "fold protocol", "random split", "inflation",

@@ -182,6 +182,7 @@ class RunOutcome:
     run_id: str | None
     tracking_uri: str
     partial: bool
+    fold_plan: object = None
 
 
 ALL_LIBRARIES = ("usbench", "numpy", "scipy", "scikit-learn", "librosa", "soundfile",
@@ -251,7 +252,8 @@ def check_model(model: str, features: str, overrides: dict | None = None):
         matching = [n for n in FEATURES if get_feature_set(n).kind == spec.input_kind]
         raise ConfigError(
             f"Model '{model}' needs {spec.input_kind} features but '{features}' gives "
-            f"{KIND_WORDS[fs.kind]}. Use --features {' or '.join(matching)}."
+            f"{KIND_WORDS[fs.kind]}. Use --features "
+            f"{', '.join(matching[:-1]) + ' or ' if len(matching) > 1 else ''}{matching[-1]}."
         )
     overrides = {k.removeprefix("model.params."): v for k, v in (overrides or {}).items()}
     params = spec.params(overrides)
@@ -428,6 +430,7 @@ def record(*, model: str, features: str, params: dict, seed: int, inp: Inputs, r
     tags = {"usbench.config_id": config_id, "usbench.features_key": m.key,
             "usbench.dataset_fingerprint": ds.fingerprint(), "usbench.dataset": ds.name,
             "usbench.dataset_clips": str(len(ds.clips)),
+            "usbench.folds": ds.fold_plan.origin, "usbench.fold_plan": ds.fold_plan.describe(),
             "usbench.partial": str(inp.partial).lower(), "usbench.kind": how.kind,
             "usbench.selection": how.selection, "usbench.git_commit": _git_commit(),
             "usbench.augment": "off" if inp.augment is None else fingerprint(inp.augment.spec()),
@@ -444,6 +447,10 @@ def record(*, model: str, features: str, params: dict, seed: int, inp: Inputs, r
     }
     folder = outputs.write_run(results_root / "runs" / run_name, result, config, results,
                                scores, ds.classes, inp.clip_ids)
+    if ds.fold_plan.origin != "official":
+        # Folds usbench made (or the user's): the assignment travels with the result.
+        ds.clips[["clip_id", "label", "fold", "recording"]].to_csv(folder / "folds.csv",
+                                                                  index=False)
     if final_estimator is not None:
         from usbench import bundle
 
@@ -463,7 +470,8 @@ def record(*, model: str, features: str, params: dict, seed: int, inp: Inputs, r
         result["mlflow_run_id"] = run_id
         (folder / "result.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
     return RunOutcome(config_id=config_id, scores=scores, folds=results, folder=folder,
-                      run_id=run_id, tracking_uri=uri, partial=inp.partial)
+                      run_id=run_id, tracking_uri=uri, partial=inp.partial,
+                      fold_plan=ds.fold_plan)
 
 
 def fit_final(spec, params: dict, inp: Inputs, *, seed: int):

@@ -449,6 +449,7 @@ class SweepOutcome:
     parent_run_id: str | None
     nested_run: object = None
     best_trial: int | None = None
+    fold_plan: object = None
 
 
 def reproduce_command(cfg: SweepConfig, params: dict, defaults: dict, study: str) -> str:
@@ -461,8 +462,12 @@ def reproduce_command(cfg: SweepConfig, params: dict, defaults: dict, study: str
             "selected on CV", since they were chosen on the folds that score it.
     """
     parts = ["usbench", "run", "--model", cfg.model, "--features", cfg.features]
+    if cfg.data.dataset:
+        parts += ["--dataset", cfg.data.dataset]
     if cfg.data.root:
         parts += ["--data", str(cfg.data.root)]
+    for flag, value in cfg.data.layout_options().items():
+        parts += [flag, str(value)]
     if cfg.data.allow_missing:
         parts.append("--allow-missing")
     if cfg.data.skip_bad:
@@ -572,7 +577,7 @@ def _finish(cfg, inp, name, storage_url, target, folds, spec, uri, parent):
         best_params=params, fold_accuracy=fold_acc, n_trials=finished_trials(study),
         reproduce=reproduce_command(cfg, params, spec.default_params, name),
         selection=selection,
-        parent_run_id=parent, best_trial=best.number)
+        parent_run_id=parent, best_trial=best.number, fold_plan=inp.dataset.fold_plan)
     if parent:
         with tempfile.TemporaryDirectory(prefix="usbench-sweep-") as tmp:
             _plots(study, Path(tmp))
@@ -628,4 +633,5 @@ def _nested(cfg, inp, name, storage_url, target, folds, spec, uri, parent):
     return SweepOutcome(study_name=name, storage=storage_url,
                         best_value=outcome.scores.accuracy, best_params=chosen,
                         fold_accuracy=acc, n_trials=cfg.trials * len(folds), reproduce="",
-                        selection="nested", parent_run_id=parent, nested_run=outcome)
+                        selection="nested", parent_run_id=parent, nested_run=outcome,
+                        fold_plan=inp.dataset.fold_plan)

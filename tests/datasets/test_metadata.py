@@ -27,8 +27,8 @@ def test_missing_root(tmp_path):
     with pytest.raises(DatasetError) as err:
         _open(tmp_path / "nowhere")
     assert str(err.value) == (
-        f"Dataset root {tmp_path / 'nowhere'} does not exist. Pass --data with a folder "
-        "holding metadata/UrbanSound8K.csv and audio/fold1..fold10/, or set USBENCH_DATA."
+        f"Dataset root {tmp_path / 'nowhere'} does not exist. Pass --data with a dataset root "
+        "(`usbench ls datasets` shows the layouts), or set USBENCH_DATA."
     )
 
 
@@ -105,10 +105,10 @@ def test_listed_clip_missing_is_refused_then_allowed(tiny_root):
     with pytest.raises(DatasetError) as err:
         _open(tiny_root)
     assert str(err.value) == (
-        f"1 of 200 listed clips are missing from {tiny_root / 'audio'} "
-        f"(first: fold{gone['fold']}/{gone['clip_id']}). Run `usbench data check` for a "
-        "per-fold table, or pass --allow-missing to use the clips present (results are marked "
-        "partial)."
+        f"1 of 200 clips listed in {_csv(tiny_root)} are missing (first: "
+        f"audio/fold{gone['fold']}/{gone['clip_id']}, fold {gone['fold']}). Run `usbench data "
+        "check` for a per-fold table, or pass --allow-missing to use the clips present "
+        "(results are marked partial)."
     )
     partial = _open(tiny_root, allow_missing=True)
     assert partial.partial and partial.n_missing == 1 and len(partial.clips) == 199

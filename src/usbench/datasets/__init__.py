@@ -1,11 +1,14 @@
-"""Dataset registry and data-root resolution.
+"""Dataset registry, layout detection and data-root resolution.
 
 Resolution order: ``--data DIR``, else ``$USBENCH_DATA``, else the embedded synthetic dataset
-(generated once into the cache directory, announced in one log line).
+(generated once into the cache directory, announced in one log line). Without ``--dataset``
+the layout is detected from the root's metadata files (``DETECTED``, in order); a root with
+none of them is an error that lists the layouts.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 from dataclasses import dataclass
@@ -13,7 +16,7 @@ from pathlib import Path
 
 from usbench.config import DataConfig
 from usbench.datasets.base import Dataset
-from usbench.errors import DatasetError
+from usbench.errors import ConfigError, DatasetError
 from usbench.registry import Registry
 
 log = logging.getLogger("usbench")
@@ -21,11 +24,32 @@ log = logging.getLogger("usbench")
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """A registered dataset: its name, a one-line description and its card's module."""
+    """A registered dataset layout.
+
+    Attributes:
+        name: registry name.
+        summary: one line for ``usbench ls datasets``.
+        card_module: the module whose docstring is the dataset card.
+        opener: ``"module:function"``, called as ``function(root, data_config) -> Dataset``.
+        marker: a file under the root that identifies the layout (None: never detected).
+        own_folds: the layout reads ``--n-folds``, ``--table`` and the column flags
+            (``folders``, ``csv``); other layouts refuse them.
+    """
 
     name: str
     summary: str
     card_module: str
+    opener: str = ""
+    marker: str | None = None
+    own_folds: bool = False
+
+    def card(self) -> str:
+        """The dataset card (its module docstring)."""
+        return (importlib.import_module(self.card_module).__doc__ or "").strip()
+
+    def open(self, root: Path, cfg: DataConfig) -> Dataset:
+        module, _, attr = self.opener.partition(":")
+        return getattr(importlib.import_module(module), attr)(root, cfg)
 
 
 DATASETS: Registry[DatasetSpec] = Registry(
@@ -33,8 +57,16 @@ DATASETS: Registry[DatasetSpec] = Registry(
     {
         "urbansound8k": "usbench.datasets.urbansound8k:SPEC",
         "synthetic": "usbench.datasets.synthetic_spec:SPEC",
+        "esc50": "usbench.datasets.esc50:SPEC",
+        "esc10": "usbench.datasets.esc10:SPEC",
+        "folders": "usbench.datasets.folders:SPEC",
+        "csv": "usbench.datasets.csvlist:SPEC",
     },
 )
+
+# Layouts recognised by a metadata file, in this order (synthetic roots also hold
+# UrbanSound8K's table; ESC-10 shares ESC-50's and is only chosen by name).
+DETECTED = ("synthetic", "urbansound8k", "esc50")
 
 
 def resolve_root(cfg: DataConfig) -> tuple[Path, str]:
@@ -51,7 +83,7 @@ def resolve_root(cfg: DataConfig) -> tuple[Path, str]:
     if cfg.dataset not in (None, "synthetic"):
         raise DatasetError(
             f"Dataset '{cfg.dataset}' has no embedded copy. Pass --data with its root "
-            "(metadata/UrbanSound8K.csv + audio/fold<N>/) or set USBENCH_DATA."
+            "(`usbench ls datasets` shows the layouts) or set USBENCH_DATA."
         )
     from usbench.datasets.synthetic import default_root
     from usbench.paths import cache_dir, writable_dir
@@ -62,10 +94,38 @@ def resolve_root(cfg: DataConfig) -> tuple[Path, str]:
     return root, "embedded"
 
 
+def detect(root: Path) -> str:
+    """The registered name of `root`'s layout, from its metadata files.
+
+    Raises:
+        DatasetError: the root holds none of them (the message lists every layout).
+    """
+    from usbench.datasets.base import check_root
+
+    check_root(root)
+    for name in DETECTED:
+        marker = DATASETS.get(name).marker
+        if marker and (root / marker).is_file():
+            return name
+    markers = ", ".join(f"{DATASETS.get(n).marker} ({n})" for n in DETECTED[1:])
+    raise DatasetError(
+        f"Cannot tell the layout of {root}: it holds none of {markers}. Pass --dataset with "
+        "one of: urbansound8k, esc50, esc10, folders (<root>/<class>/*.wav), csv (a table of "
+        "file,label); `usbench ls datasets` describes each.")
+
+
+def _check_layout_options(name: str, cfg: DataConfig) -> None:
+    given = cfg.layout_options()
+    if given and not DATASETS.get(name).own_folds:
+        flag = next(iter(given))
+        raise ConfigError(
+            f"{flag} applies to the folders and csv layouts only; {name} has its own folds "
+            "and metadata. Drop it, or pass --dataset folders / csv.")
+
+
 def open_dataset(cfg: DataConfig) -> Dataset:
     """Open the dataset `cfg` points at (see module docstring for the order)."""
-    from usbench.datasets.base import open_root
-    from usbench.datasets.synthetic import is_synthetic
+    from usbench.datasets.folds import warn_ungrouped
 
     if cfg.dataset is not None:
         DATASETS.check(cfg.dataset)
@@ -73,11 +133,12 @@ def open_dataset(cfg: DataConfig) -> Dataset:
     if origin == "USBENCH_DATA" and not root.is_dir():
         raise DatasetError(
             f"USBENCH_DATA points at {root}, which is not a folder. Set it to a dataset root "
-            "(metadata/UrbanSound8K.csv + audio/fold<N>/), unset it, or pass --data."
+            "(`usbench ls datasets` shows the layouts), unset it, or pass --data."
         )
-    name = cfg.dataset or ("synthetic" if is_synthetic(root) else "urbansound8k")
     try:
-        ds = open_root(name, root, allow_missing=cfg.allow_missing)
+        name = cfg.dataset or detect(root)
+        _check_layout_options(name, cfg)
+        ds = DATASETS.get(name).open(root, cfg)
     except DatasetError as exc:
         if origin != "USBENCH_DATA":
             raise
@@ -93,4 +154,5 @@ def open_dataset(cfg: DataConfig) -> Dataset:
                 f"{', '.join(CLASSES)} as classIDs 0-9). Check that --data is the UrbanSound8K "
                 "root, or fix its class and classID columns."
             )
+    warn_ungrouped(ds.fold_plan)
     return ds

@@ -53,8 +53,7 @@ def check(ds: Dataset, progress: bool = True) -> CheckReport:
             data, sr = read(listed.at[i, "path"])
         except AudioError as exc:
             bad[i] = True
-            unreadable.append((f"audio/fold{listed.at[i, 'fold']}/{listed.at[i, 'clip_id']}",
-                               exc.reason))
+            unreadable.append((ds.relative(listed.at[i, "path"]), exc.reason))
             continue
         silent[i] = float(np.abs(data).max()) < SILENT_PEAK
         short[i] = data.shape[0] / sr < SHORT_SECONDS

@@ -14,7 +14,10 @@
 - Licence: CC BY-NC 3.0. Cite the paper above.
 """
 
+from pathlib import Path
+
 from usbench.datasets import DatasetSpec
+from usbench.datasets.base import METADATA, Dataset, open_root
 
 # By classID.
 CLASSES = ("air_conditioner", "car_horn", "children_playing", "dog_bark", "drilling",
@@ -24,4 +27,10 @@ SPEC = DatasetSpec(
     name="urbansound8k",
     summary="UrbanSound8K: 8,732 urban sound slices, 10 classes, 10 official folds",
     card_module=__name__,
+    opener=f"{__name__}:open_urbansound8k",
+    marker=str(METADATA),
 )
+
+
+def open_urbansound8k(root: Path, cfg) -> Dataset:
+    return open_root("urbansound8k", root, allow_missing=cfg.allow_missing)

@@ -11,6 +11,8 @@ FEATURES: Registry[type[FeatureSet]] = Registry(
         "mfcc-mean": "usbench.features.mfcc:MfccMean",
         "mfcc-stats": "usbench.features.mfcc:MfccStats",
         "logmel": "usbench.features.logmel:LogMel",
+        "stft": "usbench.features.stft:Stft",
+        "stft-mag": "usbench.features.stft:StftMagnitude",
     },
 )
 

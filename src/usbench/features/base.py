@@ -67,6 +67,25 @@ class FeatureSet:
             )
 
 
+@dataclass(frozen=True, kw_only=True)
+class FixedWindow(FeatureSet):
+    """A spectrogram of the first ``window_s`` seconds of a clip, shorter clips zero-padded at
+    the end: ``frames = 1 + window_s * sr // hop_length`` columns of ``n_fft``-sample windows.
+    """
+
+    n_fft: int = 1024
+    hop_length: int = 512
+    window_s: float = 4.0
+
+    @property
+    def n_samples(self) -> int:
+        return int(round(self.window_s * self.sr))
+
+    @property
+    def n_frames(self) -> int:
+        return 1 + self.n_samples // self.hop_length
+
+
 def pad_stack(ys: list[np.ndarray], length: int | None = None) -> np.ndarray:
     """Zero-pad (or cut) waveforms at the end to a common length: float32 (n, length)."""
     length = max(y.size for y in ys) if length is None else length

@@ -7,11 +7,11 @@ from typing import ClassVar
 
 import numpy as np
 
-from usbench.features.base import FeatureSet, pad_stack
+from usbench.features.base import FixedWindow, pad_stack
 
 
 @dataclass(frozen=True, kw_only=True)
-class LogMel(FeatureSet):
+class LogMel(FixedWindow):
     """Log-power mel spectrogram (dB re 1.0, floor at ``amin``) of the first ``window_s``
     seconds, shorter clips zero-padded at the end: float32, shape (n_mels, frames) with
     ``frames = 1 + window_s * sr // hop_length`` (173 at the defaults).
@@ -23,18 +23,11 @@ class LogMel(FeatureSet):
     summary: ClassVar[str] = "128-band log-mel spectrogram, fixed 4 s window (CNN input)"
 
     n_mels: int = 128
-    n_fft: int = 1024
-    hop_length: int = 512
-    window_s: float = 4.0
     amin: float = 1e-10
 
     @property
-    def n_samples(self) -> int:
-        return int(round(self.window_s * self.sr))
-
-    @property
     def shape(self) -> tuple[int, ...]:
-        return (self.n_mels, 1 + self.n_samples // self.hop_length)
+        return (self.n_mels, self.n_frames)
 
     def extract_batch(self, ys: list[np.ndarray], sr: int) -> np.ndarray:
         import librosa
