@@ -284,6 +284,7 @@ def cmd_features_build(args: argparse.Namespace) -> int:
     shape = "x".join(map(str, m.X.shape[1:]))
     print(f"{ds.name}: {m.X.shape[0]:,} clips -> {args.features} ({shape}, float32), "
           f"{source} in {built.seconds:.2f} s")
+    _print_fold_plan(ds.fold_plan)
     if ds.partial:
         print(f"partial dataset: {ds.n_missing:,} of {len(ds.listed):,} listed clips missing")
     if m.bad:

@@ -46,7 +46,8 @@ def store_for(ds: Dataset, fs: FeatureSet, augment=None) -> tuple[FeatureStore, 
     """
     from usbench.paths import cache_dir, writable_dir
 
-    inputs = key_inputs(ds.fingerprint(), ds.files_stamp(), fs.spec(), decoder_spec(fs))
+    inputs = key_inputs(ds.content_fingerprint(), ds.files_stamp(), fs.spec(),
+                        decoder_spec(fs))
     name = fs.name
     if augment is not None:
         from importlib.metadata import version

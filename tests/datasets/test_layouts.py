@@ -313,3 +313,20 @@ def test_generated_folds_use_every_listed_clip_so_a_missing_one_moves_nothing(tm
     assert part.partial
     np.testing.assert_array_equal(part.clips.set_index("clip_id")["fold"],
                                   full.drop("5.wav").loc[part.clips["clip_id"]])
+
+
+def test_other_generated_folds_reuse_the_cached_features(tmp_path, capsys):
+    from tests.conftest import run_cli
+
+    root = folders_root(tmp_path / "pets", per_class=6)
+    args = ["features", "build", "--features", "mfcc-mean", "--data", str(root), "--dataset",
+            "folders", "--jobs", "1"]
+    assert run_cli(*args, "--n-folds", "3") == 0
+    assert "extracted 18 clips" in capsys.readouterr().out
+    assert run_cli(*args, "--n-folds", "2", "--fold-seed", "4") == 0
+    assert "loaded from cache" in capsys.readouterr().out
+    # ... while the dataset fingerprint (labels, folds) tells the two apart.
+    a = _open(root, dataset="folders", n_folds=3)
+    b = _open(root, dataset="folders", n_folds=2, fold_seed=4)
+    assert a.fingerprint() != b.fingerprint()
+    assert a.content_fingerprint() == b.content_fingerprint()

@@ -107,9 +107,27 @@ class Dataset:
             key["fold_plan"] = dataclasses.asdict(self.fold_plan)
         return fingerprint(key)
 
+    def content_fingerprint(self) -> str:
+        """The key feature caches use: what decides the audio, not the labels or folds.
+
+        Datasets with official folds use ``fingerprint()`` (as they always have); for the
+        user's own folds it is the usable clips' identity and file sizes only, so another
+        ``--n-folds`` or ``--fold-seed`` reuses the features already extracted.
+        """
+        if self.fold_plan == OFFICIAL:
+            return self.fingerprint()
+        rows = self._by_id()[["clip_id", "size"]].to_numpy().tolist()
+        return fingerprint({"name": self.name, "clips": rows})
+
     def files_stamp(self) -> str:
         """Key of the usable files' modification times: a rewritten file gets a new stamp."""
-        return fingerprint(self.clips["mtime_ns"].tolist())
+        clips = self.clips if self.fold_plan == OFFICIAL else self._by_id()
+        return fingerprint(clips["mtime_ns"].tolist())
+
+    def _by_id(self) -> pd.DataFrame:
+        """The clips in id order, whatever their folds (official layouts keep fold order in
+        their keys, as they always have)."""
+        return self.clips.sort_values("clip_id", kind="stable")
 
     def relative(self, path: str) -> str:
         """`path` relative to the root, for messages."""
