@@ -171,7 +171,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="TOML file with run settings; flags override it")
     run.add_argument("--seed", type=int)
     run.add_argument("--save-model", action="store_true",
-                     help="also fit on all present folds and log the model for `predict`")
+                     help="also fit on all present folds and log it as the run's MLflow model "
+                          "(for `usbench predict` and `mlflow models serve`)")
+    run.add_argument("--register", metavar="NAME",
+                     help="with --save-model: also register the model under NAME in the MLflow "
+                          "model registry")
     run.add_argument("--from-study", metavar="NAME",
                      help="the parameters were chosen by this sweep's study on the same folds: "
                           "label the run \"selected on CV\" (sweeps print this command)")
@@ -212,11 +216,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     pred = sub.add_parser("predict", help="classify clips with a model saved by a run")
     pred.add_argument("clips", nargs="+", metavar="CLIP.wav")
-    pred.add_argument("--run", required=True, metavar="RUN_ID",
-                      help="MLflow run id of a `usbench run ... --save-model`")
+    which = pred.add_mutually_exclusive_group(required=True)
+    which.add_argument("--run", metavar="RUN_ID",
+                       help="MLflow run id of a `usbench run ... --save-model`")
+    which.add_argument("--model", metavar="URI",
+                       help="an MLflow model URI: models:/NAME/VERSION, runs:/RUN_ID/model")
     pred.add_argument("--tracking-uri", metavar="URI",
                       help="MLflow tracking URI (default: sqlite:///results/mlflow.db)")
     pred.set_defaults(func=cmd_predict)
+
+    srv = sub.add_parser("serve", help="serve a saved model over REST (mlflow models serve)")
+    which = srv.add_mutually_exclusive_group(required=True)
+    which.add_argument("--run", metavar="RUN_ID",
+                       help="MLflow run id of a `usbench run ... --save-model`")
+    which.add_argument("--model", metavar="URI",
+                       help="an MLflow model URI: models:/NAME/VERSION, runs:/RUN_ID/model")
+    srv.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    srv.add_argument("--port", type=_positive_int, default=5001, metavar="N",
+                     help="port to listen on (default 5001)")
+    srv.add_argument("--tracking-uri", metavar="URI",
+                     help="MLflow tracking URI (default: sqlite:///results/mlflow.db)")
+    srv.set_defaults(func=cmd_serve)
 
     ls = sub.add_parser("ls", help="list registered names")
     ls.add_argument("what", choices=["models", "features", "datasets"])
@@ -343,6 +363,7 @@ def _run_config(args: argparse.Namespace):
                      experiment=args.experiment or file.get("experiment"),
                      tracking_uri=args.tracking_uri or file.get("tracking_uri"),
                      save_model=args.save_model or bool(file.get("save_model", False)),
+                     register=args.register,
                      jobs=args.jobs, augment=augment, from_study=args.from_study)
 
 
@@ -350,6 +371,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from usbench.runner import prepare_model, run_experiment
 
     cfg = _run_config(args)
+    if cfg.register and not cfg.save_model:
+        from usbench.errors import ConfigError
+
+        raise ConfigError(f"--register {cfg.register} registers the saved model: add "
+                          "--save-model.")
     prepare_model(cfg)  # refuse bad names, parameters and model/feature pairs before any work
     out = run_experiment(cfg)
     print()
@@ -438,6 +464,8 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     if board.skipped_crashed:
         print(f"skipped {board.skipped_crashed} run(s) without metrics (crashed)")
     print(f"wrote {md} and {page}")
+    if board.run_id:
+        print(f"MLflow run {board.run_id} (tag usbench.kind=leaderboard) holds the report")
     return 0
 
 
@@ -475,27 +503,60 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    import tempfile
-    from pathlib import Path
-
     from usbench.paths import results_dir
-    from usbench.predict import fetch_bundle, predict_files
+    from usbench.predict import load_model, top_classes
     from usbench.tracking import default_tracking_uri
 
     uri = args.tracking_uri or default_tracking_uri(results_dir())
+    model = load_model(uri, run_id=args.run, model_uri=args.model)
+    import pandas as pd
+
+    table = model.predict(pd.DataFrame({"path": args.clips}))
     failed = 0
-    with tempfile.TemporaryDirectory(prefix="usbench-model-") as tmp:
-        bundle = fetch_bundle(args.run, uri, Path(tmp))
-        for p in predict_files(bundle, args.clips):
-            if p.error:
-                failed += 1
-                print(f"usbench: error: {p.error.rstrip('.')}. Pass audio that libsndfile "
-                      "decodes (WAV, FLAC, OGG, AIFF) with finite samples; the other clips "
-                      "are classified.", file=sys.stderr)
-                continue
-            top = "  ".join(f"{name} {prob:.2f}" for name, prob in p.top)
-            print(f"{p.path}: {top}")
+    for row in table.to_dict("records"):
+        if row["error"]:
+            failed += 1
+            print(f"usbench: error: {row['error'].rstrip('.')}. Pass audio that libsndfile "
+                  "decodes (WAV, FLAC, OGG, AIFF) with finite samples; the other clips "
+                  "are classified.", file=sys.stderr)
+            continue
+        top = "  ".join(f"{name} {prob:.2f}" for name, prob in top_classes(row))
+        print(f"{row['path']}: {top}")
     return 2 if failed else 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Check the model and the port, then hand over to ``mlflow models serve``."""
+    import os
+    import socket
+
+    from usbench.errors import ConfigError
+    from usbench.paths import results_dir
+    from usbench.predict import load_model
+    from usbench.tracking import default_tracking_uri
+
+    uri = args.tracking_uri or default_tracking_uri(results_dir())
+    load_model(uri, run_id=args.run, model_uri=args.model)  # refuse a bad model before serving
+    with socket.socket() as probe:
+        try:
+            probe.bind((args.host, args.port))
+        except OSError as exc:
+            raise ConfigError(
+                f"Cannot serve on {args.host}:{args.port} ({exc.strerror or exc}): the port is "
+                "taken, probably by another server. Pass --port N with a free port, or stop "
+                "the other server.") from None
+    model_uri = args.model or f"runs:/{args.run}/model"
+    print(f"serving {model_uri} at http://{args.host}:{args.port}/invocations (POST "
+          '{"dataframe_records": [{"path": "clip.wav"}]}); Ctrl-C stops it', flush=True)
+    # mlflow runs `uvicorn` from PATH: the one installed beside this Python.
+    os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable),
+                                          os.environ.get("PATH", "")])
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    os.environ["MLFLOW_REGISTRY_URI"] = uri
+    argv = [sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri,
+            "--env-manager", "local", "--host", args.host, "--port", str(args.port)]
+    os.execv(sys.executable, argv)
+    return 0  # not reached
 
 
 def cmd_ls(args: argparse.Namespace) -> int:

@@ -146,7 +146,9 @@ class RunConfig:
         seed: random seed of every model fit.
         experiment: MLflow experiment (None: the dataset's name).
         tracking_uri: MLflow tracking URI (None: sqlite under ``results/``).
-        save_model: also fit on all present folds and log the model for ``usbench predict``.
+        save_model: also fit on all present folds and log it as the run's MLflow model
+            (``usbench predict``, ``mlflow models serve``).
+        register: also register that model under this name in the MLflow model registry.
         jobs: feature-extraction worker processes (not part of any key).
         augment: audio augmentation (``--augment``, tuned by ``--set augment.KEY=VALUE``), or
             None: each training fold then also offers cached deformed copies of its clips.
@@ -163,6 +165,7 @@ class RunConfig:
     experiment: str | None = None
     tracking_uri: str | None = None
     save_model: bool = False
+    register: str | None = None
     jobs: int | None = None
     augment: AudioAugment | None = None
     from_study: str | None = None

@@ -29,6 +29,8 @@ class FoldResult:
         n_train: rows the estimator was fitted on.
         fit_seconds, predict_seconds: wall times.
         history: what the estimator reports about its fit (epochs run, best epoch, ...).
+        started, ended: clock times (s since the epoch) just before the fit and just after
+            the prediction.
     """
 
     fold: int
@@ -39,6 +41,8 @@ class FoldResult:
     fit_seconds: float
     predict_seconds: float
     history: dict
+    started: float = 0.0
+    ended: float = 0.0
 
     @property
     def y_pred(self) -> np.ndarray:
@@ -112,6 +116,7 @@ def leave_one_fold_out(
         if fold not in wanted:
             continue
         est = make_estimator(fold)
+        started = time.time()
         t0 = time.perf_counter()
         est.fit(X[train], y[train], groups=recordings[train], folds=folds[train],
                 variants=None if variants is None else variants[train])
@@ -125,7 +130,8 @@ def leave_one_fold_out(
             )
         result = FoldResult(fold=fold, test_index=test, proba=proba, y_true=y[test],
                             n_train=len(train), fit_seconds=t1 - t0, predict_seconds=t2 - t1,
-                            history=dict(getattr(est, "history_", {}) or {}))
+                            history=dict(getattr(est, "history_", {}) or {}),
+                            started=started, ended=started + (t2 - t0))
         results.append(result)
         if on_fold:
             on_fold(result)

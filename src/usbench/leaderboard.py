@@ -21,7 +21,7 @@ import html
 import json
 import logging
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib.resources import files
 from pathlib import Path
 
@@ -203,6 +203,7 @@ class Board:
     skipped_partial: int
     datasets: list[str]
     references: list[dict]
+    run_id: str | None = None
 
     @property
     def rows(self) -> list[Row]:
@@ -240,7 +241,7 @@ def build(runs: list[dict], include_partial: bool = False) -> Board:
     for run in runs:
         row = _row(run)
         if row is None:
-            if run["tags"].get("usbench.kind") != "sweep":
+            if run["tags"].get("usbench.kind") not in ("sweep", "leaderboard"):
                 crashed += 1
             continue
         if row.partial and not include_partial:
@@ -476,9 +477,19 @@ def to_html(board: Board, images: dict[str, Path]) -> str:
     return "\n".join(parts)
 
 
+LEADERBOARD_EXPERIMENT = "leaderboard"
+
+
 def leaderboard(uri: str, experiments: list[str] | None, out: Path,
                 include_partial: bool = False) -> tuple[Board, Path, Path]:
-    """Build the report from the runs at `uri` and write it into `out`."""
+    """Build the report from the runs at `uri`, write it into `out`, and log it as the
+    artifacts of a run of kind ``leaderboard``: in the experiment it ranks when there is one,
+    else in the ``leaderboard`` experiment.
+
+    Returns:
+        (board, leaderboard.md, leaderboard.html); ``board.run_id`` is the MLflow run (None
+        when logging failed, with a warning).
+    """
     from usbench import tracking
 
     runs, names = tracking.fetch_runs(uri, experiments)
@@ -499,4 +510,27 @@ def leaderboard(uri: str, experiments: list[str] | None, out: Path,
     (out / "leaderboard.json").write_text(json.dumps(
         [{k: v for k, v in r.__dict__.items() if k != "artifact_uri"} for r in board.rows],
         indent=1, default=str) + "\n")
+    board = replace(board, run_id=_log_report(uri, out, board))
     return board, md, page
+
+
+def _log_report(uri: str, out: Path, board: Board) -> str | None:
+    """Log the written report (Markdown, HTML, JSON, plots) as one MLflow run."""
+    import time
+
+    from usbench import tracking
+    from usbench.paths import results_dir
+
+    ranked = sorted({r.experiment for r in board.rows} | {a.experiment for a in board.audits})
+    experiment = ranked[0] if len(ranked) == 1 else LEADERBOARD_EXPERIMENT
+    files = [out / n for n in ("leaderboard.md", "leaderboard.html", "leaderboard.json",
+                               "leaderboard_files") if (out / n).exists()]
+    now = int(time.time() * 1000)
+    return tracking.log_run(uri, results_dir() / "mlartifacts", tracking.RunLog(
+        experiment=experiment, run_name=time.strftime("leaderboard-%Y%m%d-%H%M%S"),
+        params={"experiments": ",".join(ranked), "rows": len(board.rows)},
+        metrics={}, step_metrics={},
+        tags={"usbench.kind": "leaderboard", "usbench.datasets": ",".join(board.datasets),
+              "mlflow.note.content": "The published leaderboard: leaderboard.html and .md "
+                                     "are in this run's artifacts."},
+        artifacts=out, artifact_files=tuple(files), start_ms=now, end_ms=now))

@@ -1,25 +1,15 @@
-"""``usbench predict``: classify clips with the model a run saved (``--save-model``)."""
+"""``usbench predict``: classify clips with the MLflow model a run saved (``--save-model``).
+
+The model is loaded as MLflow loads it anywhere (``mlflow.pyfunc.load_model``), by run id or by
+model URI (``models:/NAME/VERSION``), so ``usbench predict`` and ``mlflow models serve`` give
+the same answers.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
-import numpy as np
-
-from usbench.bundle import Bundle
-from usbench.errors import AudioError, ConfigError
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """One clip: its top classes with probabilities, or the decoding error."""
-
-    path: str
-    top: list[tuple[str, float]]
-    error: str | None = None
+from usbench.errors import ConfigError
 
 
 def feature_set_from_spec(spec: dict):
@@ -30,32 +20,31 @@ def feature_set_from_spec(spec: dict):
     if spec.get("version") != fs.version:
         raise ConfigError(
             f"The model was trained on '{spec['name']}' version {spec.get('version')}, but this "
-            f"usbench computes version {fs.version}. Re-run the experiment with this version."
+            f"usbench computes version {fs.version}. Re-run the experiment with this version "
+            "(`usbench run ... --save-model`), or predict with the usbench that saved it."
         )
     fields = {f.name for f in dataclasses.fields(fs)}
     return dataclasses.replace(fs, **{k: v for k, v in spec.items() if k in fields})
 
 
-def predict_files(bundle: Bundle, paths: list[str], k: int = 3) -> Iterator[Prediction]:
-    """Decode, extract and classify each clip; undecodable clips yield their error."""
-    from usbench.audio import load
+def load_model(tracking_uri: str, *, run_id: str | None = None, model_uri: str | None = None):
+    """The pyfunc model of run `run_id`, or at `model_uri`.
 
-    fs = feature_set_from_spec(bundle.feature_spec)
-    for path in paths:
-        try:
-            y = load(path, sr=fs.sr)
-        except AudioError as exc:
-            yield Prediction(path=path, top=[], error=str(exc))
-            continue
-        x = fs.extract(y, fs.sr)[None].astype(np.float32)
-        proba = np.asarray(bundle.estimator.predict_proba(x))[0]
-        order = np.argsort(proba)[::-1][:k]
-        yield Prediction(path=path, top=[(bundle.classes[i], float(proba[i])) for i in order])
+    Raises:
+        ConfigError: unknown run, run without a saved model (or saved by an older usbench),
+            unknown registered model or version, a feature version this usbench does not
+            compute.
+        TrackingError: the store cannot be reached or read.
+    """
+    from usbench import tracking
+
+    return tracking.load_model(tracking_uri, run_id=run_id, model_uri=model_uri)
 
 
-def fetch_bundle(run_id: str, tracking_uri: str, dest: Path) -> Bundle:
-    """Download the ``model/`` artifacts of `run_id` and load them."""
-    from usbench import bundle, tracking
+def top_classes(row: dict, k: int = 3) -> list[tuple[str, float]]:
+    """The `k` most probable classes of one output row of the model, best first."""
+    from usbench.serving import PROBA
 
-    folder = tracking.download_model(tracking_uri, run_id, dest)
-    return bundle.load(folder)
+    probs = [(key.removeprefix(PROBA), float(v)) for key, v in row.items()
+             if key.startswith(PROBA)]
+    return sorted(probs, key=lambda kv: -kv[1])[:k]

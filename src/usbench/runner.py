@@ -367,6 +367,7 @@ class RecordSpec:
     extra_tags: dict = field(default_factory=dict)
     extra_metrics: dict = field(default_factory=dict)
     identity: dict = field(default_factory=dict)
+    register: str | None = None
 
 
 def make_config_id(*, dataset: str, features_key: str, model: str, params: dict, folds: list,
@@ -452,16 +453,36 @@ def record(*, model: str, features: str, params: dict, seed: int, inp: Inputs, r
         # Folds usbench made (or the user's): the assignment travels with the result.
         ds.clips[["clip_id", "label", "fold", "recording"]].to_csv(folder / "folds.csv",
                                                                   index=False)
+    model = None
     if final_estimator is not None:
         from usbench import bundle
 
-        bundle.save(folder / "model", final_estimator, {
+        # The native estimator, logged with the run's artifacts as ``estimator/``; the MLflow
+        # model ``model`` wraps the same folder.
+        model = tracking.ModelLog(bundle=folder / "estimator", classes=tuple(ds.classes),
+                                  example=str(ds.clips["path"].iloc[0]), register=how.register)
+        bundle.save(folder / "estimator", final_estimator, {
             "model": model, "params": params, "classes": list(ds.classes),
             "feature_spec": inp.built.feature_set.spec(), "config_id": config_id,
             "features_key": m.key, "trained_on_folds": sorted(set(inp.folds.tolist())),
         })
+    timed = all(r.started for r in results)  # the run spans the evaluation, not the logging
+    inputs = (
+        tracking.DatasetInfo(
+            name=ds.name, digest=ds.fingerprint(), source=str(ds.root), context="evaluation",
+            profile={"clips": len(ds.clips), "folds": sorted(set(ds.clips["fold"].tolist())),
+                     "tested_folds": test_folds, "classes": list(ds.classes),
+                     "fold_plan": ds.fold_plan.describe(), "partial": bool(inp.partial)}),
+        tracking.DatasetInfo(
+            name=f"{ds.name} {features}", digest=m.key, source=str(m.path), context="features",
+            profile={"shape": list(m.X.shape), "dtype": str(m.X.dtype),
+                     "feature_set": inp.built.feature_set.spec()}),
+    )
     run_id = tracking.log_run(uri, results_root / "mlartifacts", tracking.RunLog(
         experiment=experiment, run_name=run_name, params=run_params, metrics=run_metrics,
+        start_ms=int(1000 * min(r.started for r in results)) if timed else None,
+        end_ms=int(1000 * max(r.ended for r in results)) if timed else None, inputs=inputs,
+        model=model,
         step_metrics={"fold_accuracy": [(r.fold, r.accuracy) for r in results],
                       # n_test / n_train per fold: the leaderboard's variance correction.
                       "fold_test_clips": [(r.fold, len(r.test_index)) for r in results],
@@ -508,6 +529,7 @@ def run_experiment(cfg, *, progress: bool = True) -> RunOutcome:
     return record(model=cfg.model, features=cfg.features, params=params, seed=cfg.seed,
                   inp=inp, results=results, config=cfg.to_dict(), final_estimator=final,
                   how=RecordSpec(tracking_uri=cfg.tracking_uri, experiment=cfg.experiment,
+                                 register=cfg.register,
                                  selection="single run" if cfg.from_study is None
                                  else "selected on CV",
                                  extra_tags={} if cfg.from_study is None

@@ -369,6 +369,13 @@ def _worker(cfg: SweepConfig, name: str, storage_url: str, target: Target, n_tri
              n_trials, cfg.timeout, cfg.trials)
 
 
+def _default_uri() -> str:
+    from usbench.paths import results_dir
+    from usbench.tracking import default_tracking_uri
+
+    return default_tracking_uri(results_dir())
+
+
 def run_study(cfg: SweepConfig, inp: Inputs, name: str, storage_url: str, target: Target,
               test_folds: list[int], parent_run_id: str | None):
     """Bring study `name` to ``cfg.trials`` finished trials, with ``cfg.workers`` processes.
@@ -380,6 +387,10 @@ def run_study(cfg: SweepConfig, inp: Inputs, name: str, storage_url: str, target
 
     storage = open_storage(storage_url)
     study = load_study(name, storage, target)
+    if parent_run_id:  # the newest sweep run of this study, for optuna-dashboard users
+        study.set_user_attr("usbench.mlflow_parent_run_id", parent_run_id)
+        study.set_user_attr("usbench.tracking_uri", cfg.tracking_uri
+                            or _default_uri())
     stale = fail_stale_trials(study)
     if stale:
         log.info(f"study '{name}': failed {len(stale)} trial(s) left running by a dead "

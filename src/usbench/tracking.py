@@ -58,6 +58,12 @@ class RunLog:
         tags: name -> string.
         artifacts: local folder whose files are logged as the run's artifacts.
         parent_run_id: for nested runs (sweep trials).
+        start_ms, end_ms: the run's start and end (ms since the epoch): those of the work it
+            records, not of the logging (None: now).
+        inputs: dataset inputs (``DatasetInfo``), shown in the UI's Dataset column.
+        artifact_files: when given, only these files and folders of ``artifacts`` are logged
+            (at the top of the run's artifacts).
+        model: the MLflow model to log with the run (``--save-model``), or None.
     """
 
     experiment: str
@@ -68,6 +74,55 @@ class RunLog:
     tags: dict[str, str]
     artifacts: Path
     parent_run_id: str | None = None
+    start_ms: int | None = None
+    end_ms: int | None = None
+    inputs: tuple = ()
+    artifact_files: tuple = ()
+    model: ModelLog | None = None
+
+
+@dataclass(frozen=True)
+class ModelLog:
+    """A saved model to log as the run's MLflow model ``model`` (see ``usbench.serving``).
+
+    Attributes:
+        bundle: the saved bundle folder. classes: class names by id. example: an audio file
+            for the input example. register: model registry name, or None.
+    """
+
+    bundle: Path
+    classes: tuple[str, ...]
+    example: str
+    register: str | None = None
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """One MLflow dataset input of a run (``mlflow.entities.Dataset``).
+
+    Attributes:
+        name: the dataset's name. digest: its key (usbench's dataset fingerprint, or the
+            features key). source: the folder it was read from. profile: JSON-able summary
+            (clip count, folds, classes, ...). context: the input tag
+            ``mlflow.data.context``.
+    """
+
+    name: str
+    digest: str
+    source: str
+    profile: dict
+    context: str
+
+    def entity(self):
+        import json
+
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        return DatasetInput(
+            Dataset(name=self.name, digest=self.digest, source_type="local",
+                    source=json.dumps({"uri": self.source}),
+                    profile=json.dumps(self.profile, default=str)),
+            tags=[InputTag("mlflow.data.context", self.context)])
 
 
 def _quiet_mlflow() -> None:
@@ -362,7 +417,7 @@ def _client(uri: str, *, writer: bool):
     ensure_store(uri, writer=writer)
     from mlflow.tracking import MlflowClient
 
-    return MlflowClient(tracking_uri=uri)
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
 def _experiment_id(client, name: str, artifact_root: Path) -> str:
@@ -396,7 +451,8 @@ def log_run(uri: str, artifact_root: Path, run: RunLog) -> str | None:
         tags = dict(run.tags)
         if run.parent_run_id:
             tags["mlflow.parentRunId"] = run.parent_run_id
-        created = client.create_run(exp_id, run_name=run.run_name, tags=tags)
+        created = client.create_run(exp_id, run_name=run.run_name, tags=tags,
+                                    start_time=run.start_ms)
         run_id = created.info.run_id
         now = int(time.time() * 1000)
         metrics = [Metric(k, float(v), now, 0) for k, v in run.metrics.items()]
@@ -406,13 +462,37 @@ def log_run(uri: str, artifact_root: Path, run: RunLog) -> str | None:
         for i in range(0, max(len(params), len(metrics), 1), 100):
             client.log_batch(run_id, metrics=metrics[i : i + 100], params=params[i : i + 100],
                              tags=[RunTag(k, v) for k, v in tags.items()] if i == 0 else [])
-        client.log_artifacts(run_id, str(run.artifacts))
-        client.set_terminated(run_id, "FINISHED")
+        if run.inputs:
+            client.log_inputs(run_id, datasets=[d.entity() for d in run.inputs])
+        for path in run.artifact_files:
+            if Path(path).is_dir():
+                client.log_artifacts(run_id, str(path), artifact_path=Path(path).name)
+            else:
+                client.log_artifact(run_id, str(path))
+        if not run.artifact_files:
+            client.log_artifacts(run_id, str(run.artifacts))
+        if run.model is not None:
+            _log_model(uri, run_id, run.model)
+        # Last: the end time is that of the work recorded, not of the logging.
+        client.set_terminated(run_id, "FINISHED", end_time=run.end_ms)
         return run_id
     except Exception as exc:  # any tracking failure must leave the local result intact
         log.warning(f"warning: {_could_not('log to', uri, exc)} "
                     f"The result is kept in {run.artifacts}.")
         return None
+
+
+def _log_model(uri: str, run_id: str, model: ModelLog) -> None:
+    import mlflow
+
+    from usbench import serving
+
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)  # the registry is the tracking store's
+    with mlflow.start_run(run_id=run_id):
+        serving.log_model(model.bundle, model.classes, model.example, model.register)
+    if model.register:
+        log.info(f"registered the model as '{model.register}' in the MLflow model registry")
 
 
 def _could_not(what: str, uri: str, exc: Exception) -> str:
@@ -435,38 +515,63 @@ def _reason(exc: Exception) -> str:
     return first[:200]
 
 
-def download_model(uri: str, run_id: str, dest: Path) -> Path:
-    """Download the ``model/`` artifacts of `run_id` into `dest`.
-
-    Raises:
-        ConfigError: unknown run, or a run saved without ``--save-model``.
-        TrackingError: the store cannot be reached or read.
-    """
+def load_model(uri: str, *, run_id: str | None = None, model_uri: str | None = None):
+    """Load a usbench pyfunc model by run id or model URI (see ``usbench.predict``)."""
     client = _client(uri, writer=False)
+    import mlflow
     from mlflow.exceptions import MlflowException
 
+    if run_id is not None:
+        try:
+            client.get_run(run_id)
+        except MlflowException as exc:
+            if exc.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                raise _read_error(uri, exc) from None
+            raise ConfigError(
+                f"No MLflow run '{run_id}' in {uri}. Copy the run id printed by `usbench run`, "
+                "or pass --tracking-uri for another store."
+            ) from None
+        except Exception as exc:
+            raise _read_error(uri, exc) from None
+        model_uri = f"runs:/{run_id}/model"
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
     try:
-        client.get_run(run_id)
+        return mlflow.pyfunc.load_model(model_uri)
+    except UsbenchError:
+        raise
     except MlflowException as exc:
         if exc.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
             raise _read_error(uri, exc) from None
-        raise ConfigError(
-            f"No MLflow run '{run_id}' in {uri}. Copy the run id printed by `usbench run`, "
-            "or pass --tracking-uri for another store."
-        ) from None
-    except Exception as exc:
-        raise _read_error(uri, exc) from None
-    try:
+        raise ConfigError(_no_model(client, uri, run_id, model_uri)) from None
+    except OSError as exc:
+        raise ConfigError(_no_model(client, uri, run_id, model_uri)
+                          + f" ({type(exc).__name__})") from None
+
+
+def _no_model(client, uri: str, run_id: str | None, model_uri: str) -> str:
+    """Why `model_uri` has no usbench model, and the fix."""
+    if run_id is not None:
         names = {a.path for a in client.list_artifacts(run_id)}
-        if "model" not in names:
-            raise ConfigError(
-                f"Run {run_id} has no saved model. Re-run it with `usbench run ... --save-model`."
-            )
-        return Path(client.download_artifacts(run_id, "model", str(dest)))
-    except UsbenchError:
-        raise
-    except Exception as exc:
-        raise _read_error(uri, exc) from None
+        if "model" in names:
+            return (f"Run {run_id} saved its model with an older usbench, before models were "
+                    "MLflow models. Re-run it with this usbench: `usbench run ... "
+                    "--save-model`.")
+        return (f"Run {run_id} has no saved model. Re-run it with `usbench run ... "
+                "--save-model`.")
+    if model_uri.startswith("models:/"):
+        name, _, version = model_uri.removeprefix("models:/").partition("/")
+        try:
+            versions = sorted(int(v.version) for v in
+                              client.search_model_versions(f"name = '{name}'"))
+        except Exception as exc:
+            raise _read_error(uri, exc) from None
+        if not versions:
+            return (f"No registered model '{name}' in {uri}. Register one with `usbench run "
+                    "... --save-model --register NAME`, or check the name.")
+        return (f"Registered model '{name}' has no version '{version}' in {uri} (versions: "
+                f"{', '.join(map(str, versions))}). Pass models:/{name}/<version>.")
+    return f"No MLflow model at {model_uri} in {uri}. Check the model URI."
 
 
 def _unreachable(exc: BaseException) -> bool:
