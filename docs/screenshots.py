@@ -52,11 +52,11 @@ def main() -> int:
     uri = f"sqlite:///{store}"
     client = MlflowClient(uri)
     runs = client.search_runs([e.experiment_id for e in client.search_experiments()],
-                              "tags.`usbench.kind` = 'run'", order_by=["metrics.accuracy DESC"],
-                              max_results=1)
+                              "tags.`usbench.kind` = 'run'", order_by=["metrics.accuracy DESC"])
     if not runs:
         sys.exit(f"No usbench runs in {store}.")
-    run = runs[0]
+    # The best run with a saved model (its artifacts show the estimator), else the best.
+    run = next((r for r in runs if r.outputs and r.outputs.model_outputs), runs[0])
     exp = run.info.experiment_id
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
