@@ -23,6 +23,7 @@ temporary folder and removed at the end; the files are in the OS page cache for 
 Run from the repository root (the spawned workers need the ``__main__`` guard below):
 
     python benchmarks/bench_features.py [--n 1000] [--jobs 2]
+    python benchmarks/bench_features.py --data ~/us8k-dev     # real audio, whole processes
 
 Results are printed and saved to ``results/benchmarks/features.json`` in the working directory.
 """
@@ -316,7 +317,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="audio generator seed")
     parser.add_argument("--out", type=Path, default=Path("results/benchmarks/features.json"),
                         help="JSON output (default results/benchmarks/features.json)")
+    parser.add_argument("--data", type=Path,
+                        help="an UrbanSound8K-layout root of real audio: time whole processes "
+                             "on its clips instead (see benchmarks/real_audio.py); results in "
+                             "results/benchmarks/features_real.json")
+    parser.add_argument("--sizes", default="all,300",
+                        help="with --data: clip counts to time, 'all' for every clip")
+    parser.add_argument("--features", default="mfcc-stats,mfcc-mean,logmel",
+                        help="with --data: feature sets to time")
     args = parser.parse_args(argv)
+    if args.data is not None:
+        sys.path.insert(0, str(Path(__file__).parent))
+        import real_audio
+
+        sizes = [None if s == "all" else int(s) for s in args.sizes.split(",")]
+        out = args.out.with_name("features_real.json")
+        return real_audio.main(args.data.expanduser(), sizes, args.features.split(","), out,
+                               environment())
     if args.n < 2 or args.jobs < 1 or args.profile_n < 1:
         parser.error("--n must be >= 2, --jobs and --profile-n >= 1")
 

@@ -80,6 +80,18 @@ def _one_thread_per_worker() -> Iterator[None]:
                 os.environ[k] = v
 
 
+# Below this many clips a build runs in this process: spawning a worker and importing librosa
+# in it (about 1.5 s on 2 cores) costs more than the second core saves (measured by
+# benchmarks/bench_features.py --data).
+IN_PROCESS_BELOW = 1000
+
+
+def auto_jobs(n_clips: int) -> int:
+    """Worker processes when ``--jobs`` is not given: 1 (this process) for a small build, else
+    one per core."""
+    return 1 if n_clips < IN_PROCESS_BELOW else default_jobs()
+
+
 def default_jobs() -> int:
     try:
         return len(os.sched_getaffinity(0))

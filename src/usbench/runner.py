@@ -86,7 +86,7 @@ def build_features(cfg: BuildConfig, *, progress: bool = True,
             ``cfg.skip_bad`` is False (the chunks already extracted stay cached).
     """
     from usbench.datasets import open_dataset
-    from usbench.extract import default_jobs, run_chunks
+    from usbench.extract import auto_jobs, run_chunks
     from usbench.features import get_feature_set
 
     fs = get_feature_set(cfg.features)
@@ -122,7 +122,7 @@ def build_features(cfg: BuildConfig, *, progress: bool = True,
                 if on_chunk:
                     on_chunk(i, n)
 
-            jobs = cfg.jobs or default_jobs()
+            jobs = cfg.jobs or auto_jobs(n_todo)
             run_chunks(store, fs, chunks, todo, jobs, on_chunk=step, augment=cfg.augment)
         bad = store.bad_so_far()
         if bad and not cfg.skip_bad:

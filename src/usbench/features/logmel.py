@@ -8,6 +8,7 @@ from typing import ClassVar
 import numpy as np
 
 from usbench.features.base import FixedWindow, pad_stack
+from usbench.features.spectral import mel_power
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -33,8 +34,6 @@ class LogMel(FixedWindow):
         import librosa
 
         self._check_sr(sr)
-        power = librosa.feature.melspectrogram(
-            y=pad_stack(ys, self.n_samples), sr=sr, n_fft=self.n_fft,
-            hop_length=self.hop_length, n_mels=self.n_mels,
-        )
+        power = mel_power(pad_stack(ys, self.n_samples), sr, n_fft=self.n_fft,
+                          hop_length=self.hop_length, n_mels=self.n_mels)
         return librosa.power_to_db(power, amin=self.amin, top_db=None).astype(np.float32)

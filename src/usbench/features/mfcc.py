@@ -15,6 +15,7 @@ from typing import ClassVar
 import numpy as np
 
 from usbench.features.base import FeatureSet, pad_stack
+from usbench.features.spectral import mel_power
 
 STATS = ("min", "max", "median", "mean", "var", "skew", "kurtosis")
 
@@ -27,19 +28,15 @@ def mfcc_frames(ys: list[np.ndarray], sr: int, *, n_mfcc: int, n_fft: int, hop_l
         One float32 array per clip, shape (n_mfcc, 1 + len(y) // hop_length).
     """
     import librosa
+    from scipy import fft
 
-    batch = pad_stack(ys)
-    with warnings.catch_warnings():
-        # Clips shorter than n_fft are valid (centred, zero-padded frames).
-        warnings.filterwarnings("ignore", message="n_fft=.*is too large")
-        power = librosa.feature.melspectrogram(
-            y=batch, sr=sr, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels
-        )
+    power = mel_power(pad_stack(ys), sr, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels)
     log = librosa.power_to_db(power, top_db=None)
     frames = [1 + y.size // hop_length for y in ys]
     for i, n in enumerate(frames):
         np.maximum(log[i], log[i, :, :n].max() - top_db, out=log[i])
-    mfcc = librosa.feature.mfcc(S=log, n_mfcc=n_mfcc)
+    # librosa.feature.mfcc(S=log, n_mfcc=n_mfcc): an orthonormal DCT-II over the mel axis.
+    mfcc = fft.dct(log, axis=-2, type=2, norm="ortho")[..., :n_mfcc, :]
     return [mfcc[i, :, :n] for i, n in enumerate(frames)]
 
 
@@ -102,18 +99,21 @@ class MfccStats(_Mfcc):
         return (self.n_mfcc * len(STATS),)
 
     def extract_batch(self, ys: list[np.ndarray], sr: int) -> np.ndarray:
-        from scipy import stats
-
         mats = self._frames(ys, sr)
         out = np.empty((len(ys), *self.shape), dtype=np.float32)
         for idx in _by_frame_count(mats).values():
             m = np.stack([mats[i] for i in idx]).astype(np.float64)  # (g, n_mfcc, frames)
+            mean = m.mean(-1)
+            d = m - mean[..., None]
+            d2 = d * d
+            var = d2.mean(-1)  # the biased moments of scipy.stats.skew and .kurtosis
+            m3, m4 = (d2 * d).mean(-1), (d2 * d2).mean(-1)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
-                skew = stats.skew(m, axis=-1)
-                kurt = stats.kurtosis(m, axis=-1)
-            flat = m.var(axis=-1) == 0
-            parts = [m.min(-1), m.max(-1), np.median(m, -1), m.mean(-1), m.var(-1),
+                skew = m3 / var**1.5
+                kurt = m4 / var**2 - 3.0
+            flat = var == 0
+            parts = [m.min(-1), m.max(-1), np.median(m, -1), mean, var,
                      np.where(flat | ~np.isfinite(skew), 0.0, skew),
                      np.where(flat | ~np.isfinite(kurt), 0.0, kurt)]
             out[idx] = np.concatenate(parts, axis=1)

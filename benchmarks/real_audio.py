@@ -1,0 +1,140 @@
+"""Real-audio mode of ``bench_features.py --data DIR``: whole process against whole process.
+
+For each feature set and each size (all present clips of an UrbanSound8K-layout root, and a
+300-clip subset), on the same files:
+
+(A) serial: a fresh ``python`` process running the tutorials' loop over the files:
+    ``librosa.load(path)`` (22,050 Hz mono, soxr_hq) and the feature set's librosa
+    equivalent (``mfcc-stats``: ``librosa.feature.mfcc(n_mfcc=20)`` + 7 statistics;
+    ``mfcc-mean``: 40 MFCCs averaged over frames; ``logmel``: ``melspectrogram(n_fft=1024,
+    hop_length=512, n_mels=128)`` of the first 4 s, zero-padded, in dB with no top_db).
+(B) usbench: a fresh ``usbench features build --features NAME --data SUBSET --allow-missing``
+    process with an empty ``USBENCH_CACHE``: spawning, imports, extraction and cache writes.
+
+Both are timed from process start to exit (interpreter start-up and imports included). The
+largest difference between the two feature matrices, row-matched by clip, is reported
+(|diff| / max(|reference|, 1)). Files are read once before timing so both find them in the page
+cache.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+FEATURES = ("mfcc-stats", "mfcc-mean", "logmel")
+
+SERIAL = r'''
+import sys, numpy as np, librosa
+from scipy import stats
+feature, listing, out = sys.argv[1:4]
+paths = open(listing).read().split("\n")
+def one(path):
+    y, sr = librosa.load(path)
+    if feature == "mfcc-stats":
+        m = librosa.feature.mfcc(y=y, sr=sr, n_mfcc=20)
+        return np.concatenate([m.min(1), m.max(1), np.median(m, 1), m.mean(1), m.var(1),
+                               stats.skew(m, axis=1), stats.kurtosis(m, axis=1)])
+    if feature == "mfcc-mean":
+        return librosa.feature.mfcc(y=y, sr=sr, n_mfcc=40).mean(axis=1)
+    n = 4 * sr
+    y = np.pad(y[:n], (0, max(0, n - len(y[:n]))))
+    S = librosa.feature.melspectrogram(y=y, sr=sr, n_fft=1024, hop_length=512, n_mels=128)
+    return librosa.power_to_db(S, amin=1e-10, top_db=None)
+np.save(out, np.stack([one(p) for p in paths]).astype(np.float32))
+'''
+
+
+def subset_root(root: Path, clips: pd.DataFrame, dest: Path) -> Path:
+    """An UrbanSound8K-layout root holding `clips` only (symlinks to the audio)."""
+    meta = pd.read_csv(root / "metadata" / "UrbanSound8K.csv")
+    meta = meta[meta["slice_file_name"].isin(set(clips["clip_id"]))]
+    (dest / "metadata").mkdir(parents=True)
+    meta.to_csv(dest / "metadata" / "UrbanSound8K.csv", index=False)
+    for fold, name, path in zip(clips["fold"], clips["clip_id"], clips["path"], strict=True):
+        (dest / "audio" / f"fold{fold}").mkdir(parents=True, exist_ok=True)
+        os.symlink(path, dest / "audio" / f"fold{fold}" / name)
+    return dest
+
+
+def _timed(cmd: list[str], env: dict) -> float:
+    start = time.perf_counter()
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if done.returncode:
+        raise SystemExit(f"{' '.join(cmd[:4])} ... failed:\n{done.stderr[-3000:]}")
+    return seconds
+
+
+def _built_matrix(cache: Path) -> tuple[list[str], np.ndarray]:
+    manifest = next(cache.rglob("manifest.json"))
+    ids = json.loads(manifest.read_text())["clip_ids"]
+    return ids, np.load(manifest.parent / "features.npy")
+
+
+def measure(root: Path, clips: pd.DataFrame, feature: str, scratch: Path) -> dict:
+    """One feature set on `clips`: serial and usbench wall times and their agreement."""
+    sub = subset_root(root, clips, Path(tempfile.mkdtemp(prefix="root-", dir=scratch)) / "r")
+    listing = scratch / "paths.txt"
+    listing.write_text("\n".join(clips["path"]))
+    for p in clips["path"]:  # page cache, for both
+        Path(p).read_bytes()
+    env = dict(os.environ)
+    ref = scratch / "serial.npy"
+    serial_s = _timed([sys.executable, "-c", SERIAL, feature, str(listing), str(ref)], env)
+    cache = Path(tempfile.mkdtemp(prefix="cache-", dir=scratch))
+    exe = str(Path(sys.executable).parent / "usbench")
+    usb_s = _timed([exe, "features", "build", "--features", feature, "--data", str(sub),
+                    "--allow-missing"], {**env, "USBENCH_CACHE": str(cache)})
+    ids, built = _built_matrix(cache)
+    serial_X = np.load(ref)
+    order = {c: i for i, c in enumerate(clips["clip_id"])}
+    reference = serial_X[[order[c] for c in ids]].astype(np.float64)
+    diff = np.abs(built.astype(np.float64) - reference)
+    shutil.rmtree(cache, ignore_errors=True)
+    shutil.rmtree(sub.parent, ignore_errors=True)
+    return {"feature": feature, "n_clips": len(clips), "serial_s": serial_s,
+            "usbench_s": usb_s, "speed_up": serial_s / usb_s,
+            "max_abs_diff": float(diff.max()),
+            "max_rel_diff": float((diff / np.maximum(np.abs(reference), 1.0)).max())}
+
+
+def main(data: Path, sizes: list[int | None], features: list[str], out: Path, env: dict) -> int:
+    from usbench.config import DataConfig
+    from usbench.datasets import open_dataset
+
+    ds = open_dataset(DataConfig(root=str(data), allow_missing=True))
+    all_clips = ds.clips[["clip_id", "path", "fold"]]
+    print(f"{ds.name} at {ds.root}: {len(all_clips):,} clips present. Whole processes: the "
+          "serial tutorials' loop vs `usbench features build`, cold cache.\n")
+    rows = []
+    scratch = Path(tempfile.mkdtemp(prefix="usbench-bench-real-"))
+    try:
+        for n in sizes:
+            # Every k-th clip, so a subset spans the folds and formats of the whole.
+            clips = all_clips if n is None or n >= len(all_clips) else \
+                all_clips.iloc[np.linspace(0, len(all_clips) - 1, n).astype(int)]
+            for feature in features:
+                row = measure(ds.root, clips.reset_index(drop=True), feature, scratch)
+                rows.append(row)
+                print(f"{feature:<11} {row['n_clips']:>6,} clips  serial {row['serial_s']:7.1f} s"
+                      f"  usbench {row['usbench_s']:6.1f} s  {row['speed_up']:5.2f}x  largest "
+                      f"difference {row['max_rel_diff']:.1e}", flush=True)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    result = {"benchmark": "features-real-audio", "data": str(ds.root),
+              "created": time.strftime("%Y-%m-%dT%H:%M:%S"), **env,
+              "method": __doc__, "results": rows}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"\nSaved {out.resolve()}")
+    return 0
