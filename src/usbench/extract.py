@@ -118,10 +118,13 @@ def run_chunks(store: FeatureStore, fs: FeatureSet, chunks: list[tuple[list[str]
             on_chunk(i, len(chunks[i][0]))
 
     if jobs <= 1 or len(todo) <= 1:
+        from scipy import fft
         from threadpoolctl import threadpool_limits
 
         # One BLAS thread, as in the workers: the matrix is bit-identical whatever --jobs is.
-        with threadpool_limits(limits=1):
+        # The FFTs of a batch are independent transforms, so spreading them over the cores
+        # changes no bit: a small build in this process still uses every core for them.
+        with threadpool_limits(limits=1), fft.set_workers(default_jobs()):
             for i in todo:
                 done(i, extract_chunk(fs, *chunks[i], augment))
         return
