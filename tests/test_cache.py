@@ -90,6 +90,11 @@ def test_parallel_build_equals_serial(tiny_root_ro, monkeypatch, tmp_path):
     parallel = build_features(replace(_cfg(tiny_root_ro), jobs=2), progress=False)
     assert parallel.matrix.computed == 200
     np.testing.assert_array_equal(parallel.matrix.X, serial)
+    # The default: threads of this process (one per core), bit-identical too.
+    monkeypatch.setenv("USBENCH_CACHE", str(tmp_path / "third"))
+    threaded = build_features(replace(_cfg(tiny_root_ro), jobs=None), progress=False)
+    assert threaded.matrix.computed == 200
+    np.testing.assert_array_equal(threaded.matrix.X, serial)
 
 
 def test_interrupted_build_resumes_without_recomputing(tiny_root_ro, monkeypatch, tmp_path):

@@ -112,7 +112,8 @@ def _add_evaluation_args(p: argparse.ArgumentParser, set_help: str) -> None:
     p.add_argument("--tracking-uri", metavar="URI",
                    help="MLflow tracking URI (default: sqlite:///results/mlflow.db)")
     p.add_argument("--jobs", type=_positive_int, metavar="N",
-                   help="feature-extraction workers (default: one per core)")
+                   help="feature-extraction worker processes (default: one thread per core "
+                        "in this process)")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -155,7 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--features", required=True, metavar="NAME")
     _add_data_args(build)
     build.add_argument("--jobs", type=_positive_int, metavar="N",
-                       help="worker processes (default: one per core)")
+                       help="worker processes (default: one thread per core in this process; "
+                            "processes with --augment)")
     build.add_argument("--skip-bad", action="store_true",
                        help="leave out clips that fail to decode (listed in the manifest)")
     build.add_argument("--chunk-size", type=_positive_int, default=64, metavar="N",

@@ -117,7 +117,8 @@ class BuildConfig:
     Attributes:
         data: the dataset.
         features: a registered feature-set name (``usbench features ls``).
-        jobs: worker processes (None: one per available core). Not part of any key.
+        jobs: worker processes (None: one thread per available core in this process, or
+            one process per core with ``augment``). Not part of any key.
         skip_bad: list undecodable clips in the manifest instead of stopping.
         chunk_size: clips per cache shard (the unit of resumption).
         augment: build the features of audio-augmented variants of every clip with this

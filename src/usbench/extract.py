@@ -1,16 +1,17 @@
 """Parallel feature extraction into a ``FeatureStore``, resumable chunk by chunk.
 
-Worker processes (spawned, one BLAS/OpenMP thread each, reused for the whole build) decode
-and extract one chunk of clips at a time; the parent alone writes shards, atomically, so an
-interrupted build keeps every finished chunk and resumes with the rest. Workers end with the
-parent, even a killed one (``usbench.procs``).
+Threads of this process (the default: decoding, FFTs and matrix products release the GIL) or
+worker processes (``--jobs N``, and audio augmentation; spawned, reused for the whole build)
+decode and extract one chunk of clips at a time, each with one BLAS/OpenMP thread; this process
+alone writes shards, atomically, so an interrupted build keeps every finished chunk and resumes
+with the rest. Workers end with the parent, even a killed one (``usbench.procs``).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, as_completed, wait
 from contextlib import contextmanager
 
 import numpy as np
@@ -80,18 +81,6 @@ def _one_thread_per_worker() -> Iterator[None]:
                 os.environ[k] = v
 
 
-# Below this many clips a build runs in this process: spawning a worker and importing librosa
-# in it (about 1.5 s on 2 cores) costs more than the second core saves (measured by
-# benchmarks/bench_features.py --data).
-IN_PROCESS_BELOW = 1000
-
-
-def auto_jobs(n_clips: int) -> int:
-    """Worker processes when ``--jobs`` is not given: 1 (this process) for a small build, else
-    one per core."""
-    return 1 if n_clips < IN_PROCESS_BELOW else default_jobs()
-
-
 def default_jobs() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -102,7 +91,7 @@ def default_jobs() -> int:
 def run_chunks(store: FeatureStore, fs: FeatureSet, chunks: list[tuple[list[str], list[str]]],
                todo: list[int], jobs: int,
                on_chunk: Callable[[int, int], None] | None = None,
-               augment: AudioAugment | None = None) -> None:
+               augment: AudioAugment | None = None, threads: bool = False) -> None:
     """Extract the chunks whose indices are in `todo` and write each as a shard.
 
     Args:
@@ -117,6 +106,20 @@ def run_chunks(store: FeatureStore, fs: FeatureSet, chunks: list[tuple[list[str]
         if on_chunk:
             on_chunk(i, len(chunks[i][0]))
 
+    if threads and jobs > 1 and len(todo) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        from scipy import fft
+        from threadpoolctl import threadpool_limits
+
+        # Threads in this process: decoding, FFTs and matrix products release the GIL, and
+        # nothing is spawned or imported twice. One BLAS and FFT thread each, as in workers.
+        with threadpool_limits(limits=1), fft.set_workers(1), \
+                ThreadPoolExecutor(max_workers=jobs) as pool:
+            futures = {pool.submit(extract_chunk, fs, *chunks[i], augment): i for i in todo}
+            for fut in as_completed(futures):
+                done(futures[fut], fut.result())
+        return
     if jobs <= 1 or len(todo) <= 1:
         from scipy import fft
         from threadpoolctl import threadpool_limits

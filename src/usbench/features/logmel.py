@@ -8,7 +8,7 @@ from typing import ClassVar
 import numpy as np
 
 from usbench.features.base import FixedWindow, pad_stack
-from usbench.features.spectral import mel_power
+from usbench.features.spectral import mel_power, power_db
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -31,9 +31,7 @@ class LogMel(FixedWindow):
         return (self.n_mels, self.n_frames)
 
     def extract_batch(self, ys: list[np.ndarray], sr: int) -> np.ndarray:
-        import librosa
-
         self._check_sr(sr)
         power = mel_power(pad_stack(ys, self.n_samples), sr, n_fft=self.n_fft,
                           hop_length=self.hop_length, n_mels=self.n_mels)
-        return librosa.power_to_db(power, amin=self.amin, top_db=None).astype(np.float32)
+        return power_db(power, amin=self.amin)

@@ -15,7 +15,7 @@ from typing import ClassVar
 import numpy as np
 
 from usbench.features.base import FeatureSet, pad_stack
-from usbench.features.spectral import mel_power
+from usbench.features.spectral import mel_power, power_db
 
 STATS = ("min", "max", "median", "mean", "var", "skew", "kurtosis")
 
@@ -27,11 +27,10 @@ def mfcc_frames(ys: list[np.ndarray], sr: int, *, n_mfcc: int, n_fft: int, hop_l
     Returns:
         One float32 array per clip, shape (n_mfcc, 1 + len(y) // hop_length).
     """
-    import librosa
     from scipy import fft
 
     power = mel_power(pad_stack(ys), sr, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels)
-    log = librosa.power_to_db(power, top_db=None)
+    log = power_db(power)
     frames = [1 + y.size // hop_length for y in ys]
     for i, n in enumerate(frames):
         np.maximum(log[i], log[i, :, :n].max() - top_db, out=log[i])

@@ -31,10 +31,18 @@ def mel_basis(sr: int, n_fft: int, n_mels: int) -> np.ndarray:
 
 @lru_cache(maxsize=16)
 def hann(n_fft: int) -> np.ndarray:
-    """The periodic Hann window librosa's STFT uses: float32, shape (n_fft,)."""
-    from scipy.signal import get_window
+    """The periodic Hann window librosa's STFT uses (``scipy.signal.get_window("hann", n_fft,
+    fftbins=True)``, without importing scipy.signal): float32, shape (n_fft,)."""
+    return (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
 
-    return get_window("hann", n_fft, fftbins=True).astype(np.float32)
+
+def power_db(power: np.ndarray, amin: float = 1e-10) -> np.ndarray:
+    """``librosa.power_to_db(power, ref=1.0, amin=amin, top_db=None)``: 10 log10(max(amin,
+    power)), in place when `power` is float32; amin < 1."""
+    out = np.maximum(power, amin, out=power if power.dtype == np.float32 else None)
+    np.log10(out, out=out)
+    out *= 10.0
+    return out
 
 
 def power_frames(batch: np.ndarray, n_fft: int, hop_length: int) -> np.ndarray:
