@@ -57,16 +57,21 @@ def power_frames(batch: np.ndarray, n_fft: int, hop_length: int) -> np.ndarray:
     from scipy import fft
 
     n, length = batch.shape
-    frames = 1 + length // hop_length
-    out = np.empty((n, frames, 1 + n_fft // 2), dtype=np.float32)
+    frames, half = 1 + length // hop_length, n_fft // 2
+    out = np.empty((n, frames, 1 + half), dtype=np.float32)
     window = hann(n_fft)
-    half = n_fft // 2
-    for a in range(0, n, FFT_GROUP):
-        padded = np.pad(batch[a:a + FFT_GROUP], ((0, 0), (half, half)))
-        view = np.lib.stride_tricks.sliding_window_view(padded, n_fft, axis=-1)[:, ::hop_length]
-        spec = fft.rfft(view * window, axis=-1)
-        np.square(spec.real, out=out[a:a + FFT_GROUP])
-        out[a:a + FFT_GROUP] += np.square(spec.imag)
+    group = min(FFT_GROUP, n)
+    padded = np.zeros((group, length + 2 * half), dtype=np.float32)  # centred, zero-padded
+    windowed = np.empty((group, frames, n_fft), dtype=np.float32)
+    for a in range(0, n, group):
+        g = min(group, n - a)
+        padded[:g, half:half + length] = batch[a:a + g]
+        view = np.lib.stride_tricks.sliding_window_view(padded[:g], n_fft, axis=-1)
+        np.multiply(view[:, ::hop_length], window, out=windowed[:g])
+        spec = fft.rfft(windowed[:g], axis=-1, overwrite_x=True)
+        power = out[a:a + g]
+        np.multiply(spec.real, spec.real, out=power)
+        power += spec.imag * spec.imag
     return out
 
 
