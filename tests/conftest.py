@@ -37,10 +37,32 @@ def isolated_cache(tmp_path, monkeypatch) -> Path:
     return cache
 
 
+@pytest.fixture
+def in_tmp(tmp_path, monkeypatch) -> Path:
+    """Run the test in its own folder, so its results/ (MLflow store included) is its own.
+    Modules that write results use it for every test: ``pytestmark =
+    pytest.mark.usefixtures("in_tmp")``."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
 def run_cli(*argv: str) -> int:
     from usbench.cli import main
 
     return main(list(argv))
+
+
+def cli_error(capsys, *argv: str) -> str:
+    """Run a command that must fail: its one error line, without the ``usbench: error:``."""
+    assert run_cli(*argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    return err[0].removeprefix("usbench: error: ")
+
+
+def run_id_of(out: str) -> str:
+    """The MLflow run id in the output of ``usbench run``."""
+    return out.split("MLflow run ")[1].split(";")[0]
 
 
 def _stat(pid: int) -> tuple[str, int] | None:

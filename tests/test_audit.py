@@ -8,11 +8,7 @@ from tests.conftest import run_cli
 from usbench.audit import audit, leaky_recordings, random_folds
 from usbench.config import DataConfig
 
-
-@pytest.fixture(autouse=True)
-def in_tmp(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+pytestmark = pytest.mark.usefixtures("in_tmp")  # results/ of its own
 
 
 def test_leaky_recordings_lists_each_recording_in_several_folds():

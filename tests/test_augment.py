@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import cli_error
 from usbench.augment import AudioAugment, parse
 from usbench.config import BuildConfig, DataConfig, RunConfig
 from usbench.errors import ConfigError
@@ -133,23 +133,17 @@ def test_runs_with_augment_share_the_variants_and_get_their_own_config_id(
         "usbench.augment"] == "off"
 
 
-def _error(capsys, *argv):
-    assert run_cli(*argv) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1
-    return err[0].removeprefix("usbench: error: ")
-
 
 def test_cli_refuses_bad_augmentation_before_any_work(capsys, isolated_cache, tiny_root_ro):
     base = ("run", "--model", "cnn", "--features", "logmel", "--data", str(tiny_root_ro))
-    assert _error(capsys, *base, "--augment", "--set", "augment.pitch_shift=20").startswith(
+    assert cli_error(capsys, *base, "--augment", "--set", "augment.pitch_shift=20").startswith(
         "Augmentation parameter 'pitch_shift' must be semitones in [-12, 12], got 20.")
-    assert _error(capsys, *base, "--set", "augment.variants=2") == (
+    assert cli_error(capsys, *base, "--set", "augment.variants=2") == (
         "--set augment.variants tunes the audio augmentation, which is off. Add --augment.")
-    assert _error(capsys, *base, "--set", "crop_frames=400") == (
+    assert cli_error(capsys, *base, "--set", "crop_frames=400") == (
         "Parameter 'crop_frames' of model 'cnn' is 400, longer than the feature matrix "
         "(173 frames). Use --set crop_frames=N with N <= 173, or 0 for the whole matrix.")
-    assert _error(capsys, *base, "--set", "validation=fold", "--set", "val_fold=11") == (
+    assert cli_error(capsys, *base, "--set", "validation=fold", "--set", "val_fold=11") == (
         "Parameter 'val_fold' of model 'cnn' names fold 11, which has no clips. Folds with "
         "clips: 1, 2, 3, 4, 5, 6, 7, 8, 9, 10. Use one of them, or --set val_fold=0 to rotate "
         "(the fold after each test fold).")
@@ -160,7 +154,7 @@ def test_too_few_folds_to_hold_one_out(capsys, isolated_cache, tiny_root):
     for fold in range(3, 11):
         for f in (tiny_root / "audio" / f"fold{fold}").iterdir():
             f.unlink()
-    msg = _error(capsys, "run", "--model", "mlp", "--features", "mfcc-mean", "--data",
+    msg = cli_error(capsys, "run", "--model", "mlp", "--features", "mfcc-mean", "--data",
                  str(tiny_root), "--allow-missing", "--set", "validation=fold")
     assert msg == ("Model 'mlp' validates on a whole training fold, but only 2 fold(s) have "
                    "clips: testing one and validating on another leaves no fold to train on. "

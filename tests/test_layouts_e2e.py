@@ -8,23 +8,16 @@ import json
 import pandas as pd
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import run_cli, run_id_of
 from tests.datasets.layouts import competition_root, esc50_root
 
-
-@pytest.fixture(autouse=True)
-def in_tmp(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+pytestmark = pytest.mark.usefixtures("in_tmp")  # results/ of its own
 
 
 @pytest.fixture
 def comp(tmp_path):
     return competition_root(tmp_path / "comp", classes=("cat", "dog", "owl"), per_class=8)
 
-
-def _run_id(out: str) -> str:
-    return out.split("MLflow run ")[1].split(";")[0]
 
 
 def test_csv_collection_run_predict_sweep_audit_leaderboard(comp, in_tmp, capsys):
@@ -37,7 +30,7 @@ def test_csv_collection_run_predict_sweep_audit_leaderboard(comp, in_tmp, capsys
     assert "folds: generated folds (StratifiedKFold, 4 folds, seed 0, clips not grouped by " \
            "recording); assignment in " in out
     assert "not an official protocol" in out
-    run_id = _run_id(out)
+    run_id = run_id_of(out)
     folder = next((in_tmp / "results" / "runs").iterdir())
     assignment = pd.read_csv(folder / "folds.csv")
     assert len(assignment) == 24 and sorted(assignment["fold"].unique()) == [1, 2, 3, 4]

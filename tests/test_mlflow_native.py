@@ -16,14 +16,10 @@ import urllib.request
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import run_cli
+from tests.conftest import cli_error, run_cli, run_id_of
 from tests.datasets.layouts import esc50_root
 
-
-@pytest.fixture(autouse=True)
-def in_tmp(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+pytestmark = pytest.mark.usefixtures("in_tmp")  # results/ of its own
 
 
 @pytest.fixture(scope="module")
@@ -35,15 +31,6 @@ def _client(in_tmp) -> MlflowClient:
     return MlflowClient(f"sqlite:///{in_tmp / 'results' / 'mlflow.db'}")
 
 
-def _run_id(out: str) -> str:
-    return out.split("MLflow run ")[1].split(";")[0]
-
-
-def _error(capsys, *argv) -> str:
-    assert run_cli(*argv) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1, err
-    return err[0].removeprefix("usbench: error: ")
 
 
 def _free_port() -> int:
@@ -70,7 +57,7 @@ def saved(esc_ro, in_tmp, capsys):
     """A logreg run on the ESC-50-layout root with --save-model --register pets."""
     assert run_cli("run", "--model", "logreg", "--features", "mfcc-mean", "--data",
                    str(esc_ro), "--jobs", "1", "--save-model", "--register", "pets") == 0
-    return _run_id(capsys.readouterr().out)
+    return run_id_of(capsys.readouterr().out)
 
 
 def test_run_times_are_the_evaluation(tiny_root_ro, in_tmp, capsys):
@@ -78,7 +65,7 @@ def test_run_times_are_the_evaluation(tiny_root_ro, in_tmp, capsys):
     assert run_cli("run", "--model", "rf", "--features", "mfcc-mean", "--data",
                    str(tiny_root_ro), "--folds", "1,2", "--set", "n_estimators=200",
                    "--jobs", "1") == 0
-    run = _client(in_tmp).get_run(_run_id(capsys.readouterr().out))
+    run = _client(in_tmp).get_run(run_id_of(capsys.readouterr().out))
     m = run.data.metrics
     duration = (run.info.end_time - run.info.start_time) / 1000
     assert abs(duration - (m["fit_seconds"] + m["predict_seconds"])) < 1.0
@@ -92,7 +79,7 @@ def test_dataset_inputs_name_the_data_and_features(tiny_root_ro, esc_ro, in_tmp,
     for root in (tiny_root_ro, esc_ro):
         assert run_cli("run", "--model", "logreg", "--features", "mfcc-mean", "--data",
                        str(root), "--folds", "1,2", "--jobs", "1") == 0
-        ids.append(_run_id(capsys.readouterr().out))
+        ids.append(run_id_of(capsys.readouterr().out))
     digests = []
     for run_id, (name, root) in zip(ids, [("synthetic", tiny_root_ro), ("esc50", esc_ro)],
                                     strict=True):
@@ -159,7 +146,7 @@ def test_serving_answers_rest_requests(saved, esc_ro, in_tmp, capsys):
         row = answer["predictions"][0]
         assert row["path"] == str(clip) and row["class"] and row["error"] == ""
         # The port is taken now: a second server is refused in one line.
-        assert _error(capsys, "serve", "--run", saved, "--port", str(port)) == (
+        assert cli_error(capsys, "serve", "--run", saved, "--port", str(port)) == (
             f"Cannot serve on 127.0.0.1:{port} (Address already in use): the port is taken, "
             "probably by another server. Pass --port N with a free port, or stop the other "
             "server.")
@@ -170,10 +157,10 @@ def test_serving_answers_rest_requests(saved, esc_ro, in_tmp, capsys):
 
 def test_bad_model_references_are_one_line(saved, in_tmp, capsys):
     store = _client(in_tmp).tracking_uri
-    assert _error(capsys, "predict", "x.wav", "--model", "models:/nope/1") == (
+    assert cli_error(capsys, "predict", "x.wav", "--model", "models:/nope/1") == (
         f"No registered model 'nope' in {store}. Register one with `usbench run ... "
         "--save-model --register NAME`, or check the name.")
-    assert _error(capsys, "predict", "x.wav", "--model", "models:/pets/7") == (
+    assert cli_error(capsys, "predict", "x.wav", "--model", "models:/pets/7") == (
         f"Registered model 'pets' has no version '7' in {store} (versions: 1). Pass "
         "models:/pets/<version>.")
 
@@ -185,7 +172,7 @@ def test_model_of_another_feature_version_is_refused(saved, in_tmp, capsys):
     meta = json.loads(metas[0].read_text())
     meta["feature_spec"]["version"] = 0
     metas[0].write_text(json.dumps(meta))
-    assert _error(capsys, "predict", "x.wav", "--run", saved) == (
+    assert cli_error(capsys, "predict", "x.wav", "--run", saved) == (
         "The model was trained on 'mfcc-mean' version 0, but this usbench computes version 1. "
         "Re-run the experiment with this version (`usbench run ... --save-model`), or predict "
         "with the usbench that saved it.")
@@ -201,13 +188,13 @@ def test_model_saved_before_mlflow_models_is_explained(in_tmp, capsys, tmp_path)
     run_id = tracking.log_run(uri, in_tmp / "results" / "mlartifacts", tracking.RunLog(
         experiment="old", run_name="old", params={}, metrics={}, step_metrics={}, tags={},
         artifacts=old))
-    assert _error(capsys, "predict", "x.wav", "--run", run_id) == (
+    assert cli_error(capsys, "predict", "x.wav", "--run", run_id) == (
         f"Run {run_id} saved its model with an older usbench, before models were MLflow "
         "models. Re-run it with this usbench: `usbench run ... --save-model`.")
 
 
 def test_register_needs_save_model(capsys):
-    assert _error(capsys, "run", "--model", "rf", "--features", "mfcc-mean", "--register",
+    assert cli_error(capsys, "run", "--model", "rf", "--features", "mfcc-mean", "--register",
                   "x") == "--register x registers the saved model: add --save-model."
 
 

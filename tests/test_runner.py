@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from tests.conftest import run_cli
+from tests.conftest import cli_error, run_cli, run_id_of
 from usbench.config import DataConfig, RunConfig
 from usbench.errors import ConfigError, DatasetError, FeatureError
 from usbench.runner import check_finite, run_experiment
@@ -17,11 +17,7 @@ TINY_MLP = (("epochs", "3"), ("hidden_units", "16,16"), ("patience", "2"))
 TINY_CNN = (("epochs", "2"), ("filters", "4,4,4"), ("dense_units", "8"), ("patience", "1"))
 
 
-@pytest.fixture(autouse=True)
-def in_tmp(tmp_path, monkeypatch):
-    """Each test writes its results/ (MLflow store included) in its own folder."""
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+pytestmark = pytest.mark.usefixtures("in_tmp")  # results/ of its own
 
 
 def _cfg(root, **kw):
@@ -108,7 +104,7 @@ def test_predict_round_trip(tiny_root_ro, capsys, in_tmp, model, overrides):
         args += ["--set", f"{key}={value}"]
     assert run_cli(*args) == 0
     out = capsys.readouterr().out
-    run_id = out.split("MLflow run ")[1].split(";")[0]
+    run_id = run_id_of(out)
     clip = sorted((tiny_root_ro / "audio" / "fold2").iterdir())[0]
     bad = in_tmp / "bad.wav"
     bad.write_text("not audio")
@@ -157,27 +153,21 @@ def test_unreachable_tracking_server_keeps_the_local_result(tiny_root_ro, caplog
     assert warning[0].endswith(f"The result is kept in {out.folder}.")
 
 
-def _error(capsys, *argv):
-    assert run_cli(*argv) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1
-    return err[0].removeprefix("usbench: error: ")
-
 
 def test_unknown_model(capsys):
-    assert _error(capsys, "run", "--model", "mpl", "--features", "mfcc-stats") == (
+    assert cli_error(capsys, "run", "--model", "mpl", "--features", "mfcc-stats") == (
         "Unknown model 'mpl'. Did you mean 'mlp'? Available: cnn, logreg, mlp, rf.")
 
 
 def test_model_feature_mismatch_is_refused_before_any_work(capsys, isolated_cache):
-    assert _error(capsys, "run", "--model", "cnn", "--features", "mfcc-stats") == (
+    assert cli_error(capsys, "run", "--model", "cnn", "--features", "mfcc-stats") == (
         "Model 'cnn' needs matrix features but 'mfcc-stats' gives one vector per clip. Use "
         "--features logmel, stft or stft-mag.")
     assert not isolated_cache.exists()  # nothing generated, nothing extracted
 
 
 def test_fold_without_clips(capsys, tiny_root_ro):
-    msg = _error(capsys, "run", "--model", "logreg", "--features", "mfcc-mean", "--data",
+    msg = cli_error(capsys, "run", "--model", "logreg", "--features", "mfcc-mean", "--data",
                  str(tiny_root_ro), "--folds", "3,11")
     assert msg == ("--folds names fold 11, which has no clips. Folds with clips: "
                    "1, 2, 3, 4, 5, 6, 7, 8, 9, 10.")
@@ -188,21 +178,21 @@ def test_test_fold_with_empty_training_set(capsys, tiny_root):
         if fold != 3:
             for f in (tiny_root / "audio" / f"fold{fold}").iterdir():
                 f.unlink()
-    msg = _error(capsys, "run", "--model", "logreg", "--features", "mfcc-mean", "--data",
+    msg = cli_error(capsys, "run", "--model", "logreg", "--features", "mfcc-mean", "--data",
                  str(tiny_root), "--allow-missing", "--folds", "3")
     assert msg.startswith("Testing fold 3 leaves no training data: it is the only fold with "
                           "clips.")
 
 
 def test_set_unknown_key(capsys):
-    msg = _error(capsys, "run", "--model", "logreg", "--features", "mfcc-stats", "--set",
+    msg = cli_error(capsys, "run", "--model", "logreg", "--features", "mfcc-stats", "--set",
                  "class_wieght=balanced")
     assert msg == ("Unknown parameter 'class_wieght' for model 'logreg'. Did you mean "
                    "'class_weight'? Valid: C, class_weight, max_iter.")
 
 
 def test_set_wrong_type(capsys):
-    msg = _error(capsys, "run", "--model", "mlp", "--features", "mfcc-stats", "--set",
+    msg = cli_error(capsys, "run", "--model", "mlp", "--features", "mfcc-stats", "--set",
                  "epochs=ten")
     assert msg == ("Parameter 'epochs' of model 'mlp' must be an int >= 1, got 'ten'. "
                    "Example: --set epochs=100")

@@ -24,10 +24,7 @@ FAST = {  # fixed parameters that keep every family's trials to a fraction of a 
 }
 
 
-@pytest.fixture(autouse=True)
-def in_tmp(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+pytestmark = pytest.mark.usefixtures("in_tmp")  # results/ of its own
 
 
 @pytest.fixture(scope="module")
