@@ -229,3 +229,27 @@ def test_damaged_shard_is_dropped_recomputed_and_named(tiny_root_ro, isolated_ca
     monkeypatch.setenv("USBENCH_CACHE", str(tmp_path / "fresh"))
     fresh = build_features(replace(_cfg(tiny_root_ro), chunk_size=16), progress=False)
     np.testing.assert_array_equal(resumed.matrix.X, fresh.matrix.X)
+
+
+def test_damaged_rows_of_a_finished_chunk_are_recomputed(tiny_root_ro, isolated_cache, tmp_path,
+                                                         monkeypatch, caplog):
+    def interrupt_after_three(index, n):
+        if index == 2:
+            raise KeyboardInterrupt
+
+    cfg = replace(_cfg(tiny_root_ro), chunk_size=16)
+    with pytest.raises(KeyboardInterrupt):
+        build_features(cfg, progress=False, on_chunk=interrupt_after_three)
+    entry = next((isolated_cache / "features" / "mfcc-stats").iterdir())
+    rows = np.load(entry / "features.partial.npy", mmap_mode="r+")
+    rows[20, 3] += 1.0  # a row of chunk 1
+    rows.flush()
+    del rows
+    resumed = build_features(cfg, progress=False)
+    assert resumed.matrix.computed == 200 - 32
+    warned = [r.getMessage() for r in caplog.records if "damaged" in r.getMessage()]
+    assert len(warned) == 1 and "000001.rows.npz" in warned[0] and "checksum" in warned[0]
+    assert not (entry / "features.partial.npy").exists()  # renamed into features.npy
+    monkeypatch.setenv("USBENCH_CACHE", str(tmp_path / "fresh"))
+    fresh = build_features(cfg, progress=False)
+    np.testing.assert_array_equal(resumed.matrix.X, fresh.matrix.X)

@@ -3,8 +3,12 @@
 Layout under ``<cache>/features/<feature name>/<features_key>/``:
 
 - ``manifest.json``: what the key was made of, chunking, status, clip order, bad clips.
-- ``shards/<index>.npz``: one chunk of clips while a build is in progress (the unit of resume).
+- ``features.partial.npy``: while a build is in progress, the matrix being filled: one row per
+  listed clip, chunk ``i`` written at rows ``i * chunk_size`` onwards.
+- ``shards/<index>.rows.npz``: one finished chunk (its clip ids, bad clips, notes and the
+  CRC-32 of its rows), written after its rows: the unit of resume.
 - ``features.npy``: the finished matrix, float32 (n_clips, *shape), rows in manifest order.
+  With no bad clip it is the partial file renamed: the features are written once.
 
 The key covers the dataset fingerprint and file stamps, the feature spec and version, the
 decoder, and the versions of librosa, numpy, scipy (MFCCs use ``scipy.fft.dct``, the
@@ -65,6 +69,13 @@ def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
         raise
 
 
+def _zero_matrix(path: Path, shape: tuple[int, ...]) -> None:
+    """A float32 ``.npy`` file of zeros of `shape` (sparse on disk until written)."""
+    rows = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=shape)
+    rows.flush()
+    del rows
+
+
 @dataclass(frozen=True)
 class FeatureMatrix:
     """A loaded feature matrix.
@@ -99,6 +110,9 @@ class FeatureStore:
         self.shards = self.path / "shards"
         self.manifest_path = self.path / "manifest.json"
         self.matrix_path = self.path / "features.npy"
+        self.partial_path = self.path / "features.partial.npy"
+        self._rows: np.ndarray | None = None  # the partial file, mapped while writing
+        self._chunk_size = 0
 
     def manifest(self) -> dict | None:
         try:
@@ -116,45 +130,70 @@ class FeatureStore:
         return bool(m and m.get("status") == "complete" and self.matrix_path.is_file())
 
     def begin(self, manifest: dict) -> dict:
-        """Create the entry, or return the manifest of an interrupted build to resume."""
+        """Create the entry, or return the manifest of an interrupted build to resume.
+
+        `manifest` holds at least ``n_clips``, ``shape`` (of one clip's features) and
+        ``chunk_size``; a resumed build keeps the ones it started with.
+        """
         from usbench.paths import writable_dir
 
         writable_dir(self.path)
         self.shards.mkdir(exist_ok=True)
         existing = self.manifest()
-        if existing is not None:
-            return existing
-        self._write_manifest({**manifest, "status": "building"})
-        return self.manifest()
+        if existing is None or existing.get("status") != "building":
+            self._write_manifest({**manifest, "status": "building"})
+            existing = self.manifest()
+        if not self.partial_path.is_file():
+            for stale in self.shards.glob("*.npz"):  # their rows went with the partial file
+                stale.unlink()
+            shape = (existing["n_clips"], *existing["shape"])
+            _atomic_write(self.partial_path, lambda p: _zero_matrix(p, shape))
+        self._chunk_size = existing["chunk_size"]
+        return existing
 
     def _write_manifest(self, manifest: dict) -> None:
         text = json.dumps(manifest, indent=1) + "\n"
         _atomic_write(self.manifest_path, lambda p: p.write_text(text))
 
+    def _shard_path(self, index: int) -> Path:
+        return self.shards / f"{index:06d}.rows.npz"
+
     def done_shards(self) -> set[int]:
         if not self.shards.is_dir():
             return set()
-        return {int(p.stem) for p in self.shards.glob("*.npz") if p.stem.isdigit()}
+        names = (p.name.removesuffix(".rows.npz") for p in self.shards.glob("*.rows.npz"))
+        return {int(n) for n in names if n.isdigit()}
 
     def write_shard(self, index: int, clip_ids: list[str], X: np.ndarray,
                     bad: list[dict], notes: list[dict] = ()) -> None:
-        """Atomically store one finished chunk (good clips' rows, the chunk's bad clips and
-        notes on valid ones)."""
+        """Store one finished chunk: its good clips' rows into the partial matrix, then,
+        atomically, its record (clip ids, bad clips, notes on valid ones, CRC of the rows)."""
+        import zlib
+
+        if self._rows is None:
+            self._rows = np.load(self.partial_path, mmap_mode="r+")
+        start = index * self._chunk_size
+        rows = np.ascontiguousarray(X, dtype=np.float32).reshape(len(clip_ids),
+                                                                 *self._rows.shape[1:])
+        self._rows[start:start + len(rows)] = rows
+
         def write(tmp: Path) -> None:
             with open(tmp, "wb") as fh:
-                np.savez(fh, clip_ids=np.asarray(clip_ids, dtype=str), X=X,
-                         bad=np.asarray(json.dumps(bad)),
+                np.savez(fh, clip_ids=np.asarray(clip_ids, dtype=str), start=start,
+                         crc=zlib.crc32(rows), bad=np.asarray(json.dumps(bad)),
                          notes=np.asarray(json.dumps(list(notes))))
 
-        _atomic_write(self.shards / f"{index:06d}.npz", write)
+        _atomic_write(self._shard_path(index), write)
 
-    def read_shard(self, index: int) -> tuple[list[str], np.ndarray, list[dict], list[dict]]:
-        with np.load(self.shards / f"{index:06d}.npz") as z:
-            notes = json.loads(str(z["notes"])) if "notes" in z.files else []
-            return z["clip_ids"].tolist(), z["X"], json.loads(str(z["bad"])), notes
+    def read_shard(self, index: int) -> tuple[list[str], int, int, list[dict], list[dict]]:
+        """(clip ids, first row, CRC-32 of the rows, bad clips, notes) of a stored chunk."""
+        with np.load(self._shard_path(index)) as z:
+            return (z["clip_ids"].tolist(), int(z["start"]), int(z["crc"]),
+                    json.loads(str(z["bad"])), json.loads(str(z["notes"])))
 
     def drop_damaged_shards(self) -> list[tuple[Path, str]]:
-        """Delete the stored chunks that cannot be read back, so they are recomputed.
+        """Delete the stored chunks that cannot be read back, or whose rows no longer match
+        their checksum, so they are recomputed.
 
         A chunk is written atomically, but a disk error or a hand edit can still damage it.
 
@@ -162,14 +201,16 @@ class FeatureStore:
             (shard path, reason) of each chunk dropped.
         """
         import zipfile
+        import zlib
 
         dropped = []
+        rows = np.load(self.partial_path, mmap_mode="r") if self.done_shards() else None
         for i in sorted(self.done_shards()):
-            path = self.shards / f"{i:06d}.npz"
+            path = self._shard_path(i)
             try:
-                ids, X, _, _ = self.read_shard(i)
-                if len(X) != len(ids):
-                    raise ValueError(f"{len(X)} rows for {len(ids)} clips")
+                ids, start, crc, _, _ = self.read_shard(i)
+                if zlib.crc32(np.ascontiguousarray(rows[start:start + len(ids)])) != crc:
+                    raise ValueError("its rows do not match their checksum")
             except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
                 path.unlink(missing_ok=True)
                 dropped.append((path, str(exc).splitlines()[0][:120] or type(exc).__name__))
@@ -178,27 +219,43 @@ class FeatureStore:
     def bad_so_far(self) -> list[dict]:
         bad = []
         for i in sorted(self.done_shards()):
-            bad += self.read_shard(i)[2]
+            bad += self.read_shard(i)[3]
         return bad
 
     def finalize(self, n_shards: int, shape: tuple[int, ...]) -> None:
-        """Join the shards into ``features.npy``, mark the entry complete, drop the shards."""
-        ids, parts, bad, notes = [], [], [], []
+        """Turn the partial matrix into ``features.npy`` (renamed when every clip decoded,
+        else its good rows copied), mark the entry complete, drop the chunk records."""
+        ids, spans, bad, notes = [], [], [], []
         for i in range(n_shards):
-            shard_ids, X, shard_bad, shard_notes = self.read_shard(i)
+            shard_ids, start, _, shard_bad, shard_notes = self.read_shard(i)
             ids += shard_ids
-            parts.append(X.reshape(len(shard_ids), *shape))
+            spans.append((start, start + len(shard_ids)))
             bad += shard_bad
             notes += shard_notes
-        matrix = np.concatenate(parts).astype(np.float32, copy=False)
-        def write(tmp: Path) -> None:
-            with open(tmp, "wb") as fh:  # a file object: np.save would append ".npy" to a name
-                np.save(fh, matrix)
+        if self._rows is not None:
+            self._rows.flush()
+            self._rows = None
+        rows = np.load(self.partial_path, mmap_mode="r")
+        if rows.shape[1:] != tuple(shape):
+            raise CacheError(f"Cached rows in {self.partial_path} have shape {rows.shape[1:]}, "
+                             f"not {tuple(shape)}. Delete {self.path} to rebuild them.")
+        gapless = all(a == b for (_, a), (b, _) in zip(spans, spans[1:], strict=False))
+        if len(ids) == len(rows) and gapless:
+            del rows
+            os.replace(self.partial_path, self.matrix_path)
+        else:  # bad clips left gaps: keep the good rows only
+            matrix = np.concatenate([rows[a:b] for a, b in spans])
+            del rows
 
-        _atomic_write(self.matrix_path, write)
+            def write(tmp: Path) -> None:
+                with open(tmp, "wb") as fh:  # a file object: np.save would append ".npy"
+                    np.save(fh, matrix)
+
+            _atomic_write(self.matrix_path, write)
+            self.partial_path.unlink()
         manifest = self.manifest()
         self._write_manifest({**manifest, "status": "complete", "clip_ids": ids, "bad": bad,
-                              "notes": notes, "shape": list(matrix.shape)})
+                              "notes": notes, "shape": [len(ids), *shape]})
         shutil.rmtree(self.shards, ignore_errors=True)
 
     def load(self, computed: int = 0) -> FeatureMatrix:
