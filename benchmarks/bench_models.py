@@ -7,7 +7,14 @@ parameters, exactly as ``usbench run`` does but without MLflow. Reports per-fold
 predict seconds, accuracies, and for Keras models the epochs run and seconds per epoch, so it
 is visible where the time goes.
 
-    python benchmarks/bench_models.py [--models logreg,rf,mlp] [--set mlp.batch_size=64]
+``--models cnn`` trains the CNN on ``logmel`` of the same clips for ``--cnn-epochs`` epochs on
+the folds but the first (one fold's training: 7,830 rows), reports the seconds per epoch, and
+sets them against the multiply-adds of that epoch (forward and backward passes, counted from
+the network's layers) at the machine's measured peak: a float32 matrix product timed in the
+same script, with numpy's BLAS and with TensorFlow. The ratio says how far from the
+arithmetic limit of this machine the CNN's training runs.
+
+    python benchmarks/bench_models.py [--models logreg,rf,mlp,cnn] [--set mlp.batch_size=64]
 
 Figures are printed and saved to ``results/benchmarks/models.json``.
 """
@@ -38,6 +45,87 @@ def dataset_root(per_class_fold: int) -> Path:
     return root
 
 
+def matmul_peak(n: int = 2048, repeats: int = 5) -> dict:
+    """Float32 GFLOP/s of an n x n matrix product, best of `repeats`: numpy's BLAS, and
+    TensorFlow's (which the Keras models run on)."""
+    from usbench.models.keras_models import _import_keras
+
+    a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
+    flops = 2 * n**3
+
+    def best(f) -> float:
+        f()
+        times = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            f()
+            times.append(time.perf_counter() - t)
+        return flops / min(times) / 1e9
+
+    _, tf = _import_keras()
+    ta = tf.constant(a)
+    return {"n": n, "numpy_gflops": best(lambda: a @ a),
+            "tensorflow_gflops": best(lambda: tf.linalg.matmul(ta, ta).numpy())}
+
+
+def forward_macs(model) -> int:
+    """Multiply-adds of one row's forward pass through the Conv2D and Dense layers."""
+    total = 0
+    for layer in model.layers:
+        kind = type(layer).__name__
+        if kind == "Conv2D":
+            h, w, c_out = layer.output.shape[1:]
+            kh, kw = layer.kernel_size
+            total += h * w * c_out * kh * kw * layer.input.shape[-1]
+        elif kind == "Dense":
+            total += layer.input.shape[-1] * layer.units
+    return int(total)
+
+
+def cnn_against_peak(root, args, get_model, BuildContext) -> dict:
+    """One fold's CNN training for a few epochs, against the same arithmetic at peak."""
+    from usbench.config import BuildConfig, DataConfig
+    from usbench.runner import build_features
+
+    built = build_features(BuildConfig(data=DataConfig(root=str(root)), features="logmel"))
+    ds, m = built.dataset, built.matrix
+    clips = ds.clips.set_index("clip_id").loc[m.clip_ids]
+    X = np.asarray(m.X, dtype=np.float32)
+    y, folds, recs = (clips[c].to_numpy() for c in ("class_id", "fold", "recording"))
+    spec = get_model("cnn")
+    overrides = {k.split(".", 1)[1]: v for k, v in (kv.split("=", 1) for kv in args.set)
+                 if k.startswith("cnn.")}
+    params = spec.params({**overrides, "epochs": str(args.cnn_epochs)})
+    ctx = BuildContext(n_classes=len(ds.classes), input_shape=X.shape[1:], seed=0,
+                       test_fold=1)
+    train = folds != 1
+    est = spec.build(params, ctx)
+    t = time.perf_counter()
+    est.fit(X[train], y[train], recs[train], folds[train])
+    fit = time.perf_counter() - t
+    epochs = est.history_["epochs_run"] + est.history_["refit_epochs"]
+    per_epoch = fit / epochs
+    macs = forward_macs(est.model_)
+    # Training a row costs its forward pass and a backward pass of about twice that
+    # (gradients of the inputs and of the weights).
+    epoch_macs = 3 * macs * int(train.sum())
+    peak = matmul_peak()
+    best = max(peak["numpy_gflops"], peak["tensorflow_gflops"])
+    at_peak = 2 * epoch_macs / (best * 1e9)
+    print(f"cnn     {int(train.sum()):,} training rows of {est.window}, {epochs} epochs in "
+          f"{fit:.1f} s: {per_epoch:.1f} s/epoch; {macs / 1e6:.1f} M multiply-adds per row "
+          f"forward, {epoch_macs / 1e12:.2f} T per epoch (x3 for training)")
+    print(f"        matmul peak {peak['numpy_gflops']:.0f} GFLOP/s (numpy) and "
+          f"{peak['tensorflow_gflops']:.0f} GFLOP/s (TensorFlow), {peak['n']}x{peak['n']} "
+          f"float32: an epoch's arithmetic takes {at_peak:.1f} s at peak, so the CNN runs at "
+          f"{at_peak / per_epoch:.0%} of it ({per_epoch / at_peak:.1f}x the limit)")
+    return {"train_rows": int(train.sum()), "window": list(est.window), "epochs": epochs,
+            "fit_seconds": fit, "seconds_per_epoch": per_epoch,
+            "forward_macs_per_row": macs, "training_macs_per_epoch": epoch_macs,
+            "matmul_peak": peak, "seconds_per_epoch_at_peak": at_peak,
+            "fraction_of_peak": at_peak / per_epoch, "params": params}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="logreg,rf,mlp")
@@ -45,6 +133,8 @@ def main() -> None:
     parser.add_argument("--clips-per-class-per-fold", type=int, default=87)
     parser.add_argument("--set", action="append", default=[], metavar="MODEL.KEY=VALUE",
                         help="override a model's parameter, e.g. mlp.batch_size=64")
+    parser.add_argument("--cnn-epochs", type=int, default=2,
+                        help="epochs of the CNN's timing fit (default 2)")
     parser.add_argument("--out", default="results/benchmarks/models.json")
     args = parser.parse_args()
 
@@ -71,6 +161,9 @@ def main() -> None:
                                                    "tensorflow-cpu", "keras")},
               "models": {}}
     for name in args.models.split(","):
+        if name == "cnn":
+            report["models"]["cnn"] = cnn_against_peak(root, args, get_model, BuildContext)
+            continue
         spec = get_model(name)
         overrides = dict(kv.split("=", 1) for kv in args.set)
         params = spec.params({k.split(".", 1)[1]: v for k, v in overrides.items()

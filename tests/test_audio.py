@@ -29,6 +29,21 @@ def test_every_format_decodes_to_mono_at_target_rate(tmp_path, sr, subtype, chan
     assert 0.3 < np.abs(y).max() < 0.6
 
 
+@pytest.mark.parametrize("fmt", ["WAV", "FLAC", "AIFF"])
+def test_16_bit_pcm_reads_as_libsndfiles_own_float_conversion(tmp_path, fmt):
+    """16-bit files are read as integers and scaled by usbench: bit for bit libsndfile's."""
+    from usbench.audio import read
+
+    noise = np.random.default_rng(1).uniform(-1, 1, (5000, 2))
+    noise[:4] = [[-1, 1], [1, -1], [0, 0], [-1 / 32768, 1 / 32768]]  # the extremes
+    path = tmp_path / f"x.{fmt.lower()}"
+    sf.write(path, noise, 22050, subtype="PCM_16", format=fmt)
+    data, sr = read(path)
+    want, _ = sf.read(path, dtype="float32", always_2d=True)
+    assert sr == 22050 and data.dtype == np.float32
+    np.testing.assert_array_equal(data, want)
+
+
 def test_stereo_is_mixed_down_by_mean(tmp_path):
     left = np.full(1000, 0.5)
     right = np.full(1000, -0.1)

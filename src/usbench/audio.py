@@ -62,7 +62,15 @@ def read(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     if size == 0:
         raise AudioError(path, "empty file (0 bytes)")
     try:
-        data, sr = sf.read(path, dtype="float32", always_2d=True)
+        with sf.SoundFile(path) as fh:
+            sr = fh.samplerate
+            if fh.subtype == "PCM_16":
+                # Read as integers and scaled here: the very values of libsndfile's float
+                # conversion (x / 32768, exact), at half its cost.
+                data = fh.read(dtype="int16", always_2d=True).astype(np.float32)
+                data *= np.float32(1 / 32768)
+            else:
+                data = fh.read(dtype="float32", always_2d=True)
     except (sf.SoundFileError, RuntimeError) as exc:
         reason = str(exc).replace(f"Error opening {str(path)!r}: ", "").strip()
         raise AudioError(path, reason or "unrecognised format") from None

@@ -57,7 +57,7 @@ def features_key(inputs: dict) -> str:
     return fingerprint(inputs)
 
 
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     """Write via a temporary file in the same folder, then rename over `path`."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
@@ -67,6 +67,12 @@ def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def save_npy(path: Path, array: np.ndarray) -> None:
+    """``np.save`` to exactly `path` (given a name, np.save would append ".npy")."""
+    with open(path, "wb") as fh:
+        np.save(fh, array)
 
 
 def _zero_matrix(path: Path, shape: tuple[int, ...]) -> None:
@@ -147,13 +153,13 @@ class FeatureStore:
             for stale in self.shards.glob("*.npz"):  # their rows went with the partial file
                 stale.unlink()
             shape = (existing["n_clips"], *existing["shape"])
-            _atomic_write(self.partial_path, lambda p: _zero_matrix(p, shape))
+            atomic_write(self.partial_path, lambda p: _zero_matrix(p, shape))
         self._chunk_size = existing["chunk_size"]
         return existing
 
     def _write_manifest(self, manifest: dict) -> None:
         text = json.dumps(manifest, indent=1) + "\n"
-        _atomic_write(self.manifest_path, lambda p: p.write_text(text))
+        atomic_write(self.manifest_path, lambda p: p.write_text(text))
 
     def _shard_path(self, index: int) -> Path:
         return self.shards / f"{index:06d}.rows.npz"
@@ -183,7 +189,7 @@ class FeatureStore:
                          crc=zlib.crc32(rows), bad=np.asarray(json.dumps(bad)),
                          notes=np.asarray(json.dumps(list(notes))))
 
-        _atomic_write(self._shard_path(index), write)
+        atomic_write(self._shard_path(index), write)
 
     def read_shard(self, index: int) -> tuple[list[str], int, int, list[dict], list[dict]]:
         """(clip ids, first row, CRC-32 of the rows, bad clips, notes) of a stored chunk."""
@@ -246,12 +252,7 @@ class FeatureStore:
         else:  # bad clips left gaps: keep the good rows only
             matrix = np.concatenate([rows[a:b] for a, b in spans])
             del rows
-
-            def write(tmp: Path) -> None:
-                with open(tmp, "wb") as fh:  # a file object: np.save would append ".npy"
-                    np.save(fh, matrix)
-
-            _atomic_write(self.matrix_path, write)
+            atomic_write(self.matrix_path, lambda tmp: save_npy(tmp, matrix))
             self.partial_path.unlink()
         manifest = self.manifest()
         self._write_manifest({**manifest, "status": "complete", "clip_ids": ids, "bad": bad,

@@ -80,3 +80,36 @@ def test_quiet_clip_keeps_its_own_floor():
     alone = np.stack([fs.extract(y, sr) for y in ys])
     together = fs.extract_batch(ys, sr)
     np.testing.assert_allclose(together, alone, rtol=1e-5, atol=1e-4)
+
+
+def test_mel_basis_is_librosas_kept_in_the_cache_and_rebuilt_when_damaged(isolated_cache):
+    from usbench.features.spectral import mel_basis
+
+    want = librosa.filters.mel(sr=16000, n_fft=512, n_mels=40).T
+    mel_basis.cache_clear()
+    np.testing.assert_array_equal(mel_basis(16000, 512, 40), want.astype(np.float32))
+    [stored] = (isolated_cache / "filterbanks").glob("mel-16000-512-40-librosa-*.npy")
+    np.testing.assert_array_equal(np.load(stored), want.astype(np.float32))
+    stored.write_bytes(b"\x93NUMPY garbage")
+    mel_basis.cache_clear()
+    np.testing.assert_array_equal(mel_basis(16000, 512, 40), want.astype(np.float32))
+    np.testing.assert_array_equal(np.load(stored), want.astype(np.float32))
+    mel_basis.cache_clear()
+
+
+def test_a_build_with_the_filterbanks_cached_never_imports_librosa(isolated_cache):
+    """librosa's import and numba compilation cost a fresh process about 0.3 s."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np\n"
+        "from usbench.features import get_feature_set\n"
+        "y = np.random.default_rng(0).standard_normal(22050).astype(np.float32)\n"
+        "for name in ('mfcc-stats', 'mfcc-mean', 'logmel'):\n"
+        "    get_feature_set(name).extract_batch([y, y[:9000]], 22050)\n"
+        "print('librosa' in sys.modules)\n"
+    )
+    runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           check=True).stdout.split() for _ in range(2)]
+    assert runs == [["True"], ["False"]]  # the first builds the filterbanks, the second loads

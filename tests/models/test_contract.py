@@ -176,6 +176,8 @@ def test_overrides_are_typed():
      "'none' or 'balanced', got 'auto'. Example: --set class_weight=none"),
     ("rf", {"max_features": "half"}, "Parameter 'max_features' of model 'rf' must be 'sqrt', "
      "'log2' or 'all', got 'half'. Example: --set max_features=sqrt"),
+    ("rf", {"max_samples": "0"}, "Parameter 'max_samples' of model 'rf' must be a number in "
+     "(0, 1], got '0'. Example: --set max_samples=1.0"),
 ])
 def test_bad_overrides_are_refused_with_the_fix(model, overrides, message):
     with pytest.raises(ConfigError) as err:
@@ -313,3 +315,11 @@ def test_a_test_clips_prediction_depends_on_nothing_else_of_the_test_fold(name):
     after = fold4(moved)
     np.testing.assert_allclose(after[0], before[0], rtol=1e-5, atol=1e-6)
     assert not np.allclose(after[1:], before[1:])  # the moved clips themselves did change
+
+
+@pytest.mark.parametrize(("value", "expected"), [("1", None), ("0.5", 0.5)])
+def test_rf_max_samples_reaches_the_forest(value, expected):
+    spec = get_model("rf")
+    est = spec.build(spec.params({"max_samples": value}),
+                     BuildContext(n_classes=3, input_shape=(4,), seed=0))
+    assert est.estimator.max_samples == expected
