@@ -55,7 +55,6 @@ from usbench.models.base import (
 from usbench.models.validation import PROTOCOLS, check_protocol, validation_split
 
 _POOL = (4, 2)
-STEPS_PER_EXECUTION = 16
 # Input values per prediction call (256 log-mel windows of 128 x 128).
 PREDICT_VALUES = 256 * 128 * 128
 
@@ -239,9 +238,10 @@ class KerasClassifier:
         model.compile(
             optimizer=keras.optimizers.Adam(learning_rate=p["learning_rate"]),
             loss="categorical_crossentropy",
-            # Several batches per compiled call: same batches, same order, same weights
-            # (checked bit-identical), far less Python overhead per step for small networks.
-            steps_per_execution=STEPS_PER_EXECUTION,
+            # A whole epoch's batches per compiled call: same batches, same order, same
+            # weights (checked bit-identical); the MLP's 245 batches of 32 rows an epoch at
+            # UrbanSound8K size take 0.18 s this way against 0.27 s 16 at a time.
+            steps_per_execution=max(1, -(-len(train) // p["batch_size"])),
         )
         self.model_ = model
         rng = np.random.default_rng(ctx.seed)
