@@ -253,3 +253,20 @@ def test_damaged_rows_of_a_finished_chunk_are_recomputed(tiny_root_ro, isolated_
     monkeypatch.setenv("USBENCH_CACHE", str(tmp_path / "fresh"))
     fresh = build_features(cfg, progress=False)
     np.testing.assert_array_equal(resumed.matrix.X, fresh.matrix.X)
+
+
+def test_unreadable_partial_matrix_drops_every_chunk_with_one_warning_each(tiny_root_ro,
+                                                                          isolated_cache, caplog):
+    def interrupt_after_three(index, n):
+        if index == 2:
+            raise KeyboardInterrupt
+
+    cfg = replace(_cfg(tiny_root_ro), chunk_size=16)
+    with pytest.raises(KeyboardInterrupt):
+        build_features(cfg, progress=False, on_chunk=interrupt_after_three)
+    entry = next((isolated_cache / "features" / "mfcc-stats").iterdir())
+    (entry / "features.partial.npy").write_bytes(b"not a matrix")
+    resumed = build_features(cfg, progress=False)
+    assert resumed.matrix.computed == 200 and resumed.matrix.X.shape == (200, 140)
+    warned = [r.getMessage() for r in caplog.records if "damaged" in r.getMessage()]
+    assert len(warned) == 3 and all("features.partial.npy is unreadable" in w for w in warned)

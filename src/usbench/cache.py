@@ -118,6 +118,7 @@ class FeatureStore:
         self.matrix_path = self.path / "features.npy"
         self.partial_path = self.path / "features.partial.npy"
         self._rows: np.ndarray | None = None  # the partial file, mapped while writing
+        self._shape: tuple[int, ...] = ()  # of the partial file, set by begin()
         self._chunk_size = 0
 
     def manifest(self) -> dict | None:
@@ -149,13 +150,17 @@ class FeatureStore:
         if existing is None or existing.get("status") != "building":
             self._write_manifest({**manifest, "status": "building"})
             existing = self.manifest()
-        if not self.partial_path.is_file():
-            for stale in self.shards.glob("*.npz"):  # their rows went with the partial file
-                stale.unlink()
-            shape = (existing["n_clips"], *existing["shape"])
-            atomic_write(self.partial_path, lambda p: _zero_matrix(p, shape))
+        self._shape = (existing["n_clips"], *existing["shape"])
         self._chunk_size = existing["chunk_size"]
+        if not self.partial_path.is_file():
+            self._new_partial()
         return existing
+
+    def _new_partial(self) -> None:
+        """A zero partial matrix; the chunk records of any earlier one go with it."""
+        for stale in self.shards.glob("*.npz"):
+            stale.unlink()
+        atomic_write(self.partial_path, lambda p: _zero_matrix(p, self._shape))
 
     def _write_manifest(self, manifest: dict) -> None:
         text = json.dumps(manifest, indent=1) + "\n"
@@ -199,7 +204,8 @@ class FeatureStore:
 
     def drop_damaged_shards(self) -> list[tuple[Path, str]]:
         """Delete the stored chunks that cannot be read back, or whose rows no longer match
-        their checksum, so they are recomputed.
+        their checksum, so they are recomputed (all of them, with a fresh partial matrix, when
+        that file is unreadable).
 
         A chunk is written atomically, but a disk error or a hand edit can still damage it.
 
@@ -209,9 +215,19 @@ class FeatureStore:
         import zipfile
         import zlib
 
+        done = sorted(self.done_shards())
+        if not done:
+            return []
+        try:
+            rows = np.load(self.partial_path, mmap_mode="r")
+            if rows.shape != self._shape:
+                raise ValueError(f"shape {rows.shape}, not {self._shape}")
+        except (OSError, ValueError, EOFError) as exc:
+            reason = f"{self.partial_path.name} is unreadable: {str(exc).splitlines()[0][:100]}"
+            self._new_partial()
+            return [(self._shard_path(i), reason) for i in done]
         dropped = []
-        rows = np.load(self.partial_path, mmap_mode="r") if self.done_shards() else None
-        for i in sorted(self.done_shards()):
+        for i in done:
             path = self._shard_path(i)
             try:
                 ids, start, crc, _, _ = self.read_shard(i)
