@@ -208,16 +208,22 @@ def test_key_follows_every_library_the_features_depend_on(monkeypatch):
         assert cache.features_key(cache.key_inputs(**{**BASE, "libraries": None})) != base, lib
 
 
-@pytest.mark.parametrize("damage", ["random", "cut", "pickle"])
-def test_damaged_shard_is_dropped_recomputed_and_named(tiny_root_ro, isolated_cache, tmp_path,
-                                                       monkeypatch, caplog, damage):
-    def interrupt_after_three(index, n):
+def _interrupt_after_three_chunks(root):
+    """Build in chunks of 16 clips, interrupted after the third: returns the config."""
+    def interrupt(index, n):
         if index == 2:
             raise KeyboardInterrupt
 
+    cfg = replace(_cfg(root), chunk_size=16)
     with pytest.raises(KeyboardInterrupt):
-        build_features(replace(_cfg(tiny_root_ro), chunk_size=16), progress=False,
-                       on_chunk=interrupt_after_three)
+        build_features(cfg, progress=False, on_chunk=interrupt)
+    return cfg
+
+
+@pytest.mark.parametrize("damage", ["random", "cut", "pickle"])
+def test_damaged_shard_is_dropped_recomputed_and_named(tiny_root_ro, isolated_cache, tmp_path,
+                                                       monkeypatch, caplog, damage):
+    _interrupt_after_three_chunks(tiny_root_ro)
     shard = sorted((isolated_cache / "features" / "mfcc-stats").glob("*/shards/*.npz"))[1]
     raw = shard.read_bytes()
     shard.write_bytes({"random": os.urandom(len(raw)), "cut": raw[: len(raw) // 2],
@@ -233,13 +239,7 @@ def test_damaged_shard_is_dropped_recomputed_and_named(tiny_root_ro, isolated_ca
 
 def test_damaged_rows_of_a_finished_chunk_are_recomputed(tiny_root_ro, isolated_cache, tmp_path,
                                                          monkeypatch, caplog):
-    def interrupt_after_three(index, n):
-        if index == 2:
-            raise KeyboardInterrupt
-
-    cfg = replace(_cfg(tiny_root_ro), chunk_size=16)
-    with pytest.raises(KeyboardInterrupt):
-        build_features(cfg, progress=False, on_chunk=interrupt_after_three)
+    cfg = _interrupt_after_three_chunks(tiny_root_ro)
     entry = next((isolated_cache / "features" / "mfcc-stats").iterdir())
     rows = np.load(entry / "features.partial.npy", mmap_mode="r+")
     rows[20, 3] += 1.0  # a row of chunk 1
@@ -257,13 +257,7 @@ def test_damaged_rows_of_a_finished_chunk_are_recomputed(tiny_root_ro, isolated_
 
 def test_unreadable_partial_matrix_drops_every_chunk_with_one_warning_each(tiny_root_ro,
                                                                           isolated_cache, caplog):
-    def interrupt_after_three(index, n):
-        if index == 2:
-            raise KeyboardInterrupt
-
-    cfg = replace(_cfg(tiny_root_ro), chunk_size=16)
-    with pytest.raises(KeyboardInterrupt):
-        build_features(cfg, progress=False, on_chunk=interrupt_after_three)
+    cfg = _interrupt_after_three_chunks(tiny_root_ro)
     entry = next((isolated_cache / "features" / "mfcc-stats").iterdir())
     (entry / "features.partial.npy").write_bytes(b"not a matrix")
     resumed = build_features(cfg, progress=False)
