@@ -45,6 +45,25 @@ def dataset_root(per_class_fold: int) -> Path:
     return root
 
 
+def load_inputs(root: Path, features: str):
+    """(built features, X float32, y, folds, recordings) of the benchmark dataset."""
+    from usbench.config import BuildConfig, DataConfig
+    from usbench.runner import build_features
+
+    built = build_features(BuildConfig(data=DataConfig(root=str(root)), features=features))
+    clips = built.dataset.clips.set_index("clip_id").loc[built.matrix.clip_ids]
+    X = np.asarray(built.matrix.X, dtype=np.float32)
+    y, folds, recs = (clips[c].to_numpy() for c in ("class_id", "fold", "recording"))
+    return built, X, y, folds, recs
+
+
+def model_params(spec, sets: list[str], **fixed: str) -> dict:
+    """The model's defaults with the ``--set MODEL.KEY=VALUE`` overrides meant for it."""
+    pairs = (kv.split("=", 1) for kv in sets)
+    overrides = {k.split(".", 1)[1]: v for k, v in pairs if k.startswith(f"{spec.name}.")}
+    return spec.params({**overrides, **fixed})
+
+
 def matmul_peak(n: int = 2048, repeats: int = 5) -> dict:
     """Float32 GFLOP/s of an n x n matrix product, best of `repeats`: numpy's BLAS, and
     TensorFlow's (which the Keras models run on)."""
@@ -84,19 +103,10 @@ def forward_macs(model) -> int:
 
 def cnn_against_peak(root, args, get_model, BuildContext) -> dict:
     """One fold's CNN training for a few epochs, against the same arithmetic at peak."""
-    from usbench.config import BuildConfig, DataConfig
-    from usbench.runner import build_features
-
-    built = build_features(BuildConfig(data=DataConfig(root=str(root)), features="logmel"))
-    ds, m = built.dataset, built.matrix
-    clips = ds.clips.set_index("clip_id").loc[m.clip_ids]
-    X = np.asarray(m.X, dtype=np.float32)
-    y, folds, recs = (clips[c].to_numpy() for c in ("class_id", "fold", "recording"))
+    built, X, y, folds, recs = load_inputs(root, "logmel")
     spec = get_model("cnn")
-    overrides = {k.split(".", 1)[1]: v for k, v in (kv.split("=", 1) for kv in args.set)
-                 if k.startswith("cnn.")}
-    params = spec.params({**overrides, "epochs": str(args.cnn_epochs)})
-    ctx = BuildContext(n_classes=len(ds.classes), input_shape=X.shape[1:], seed=0,
+    params = model_params(spec, args.set, epochs=str(args.cnn_epochs))
+    ctx = BuildContext(n_classes=len(built.dataset.classes), input_shape=X.shape[1:], seed=0,
                        test_fold=1)
     train = folds != 1
     est = spec.build(params, ctx)
@@ -138,18 +148,13 @@ def main() -> None:
     parser.add_argument("--out", default="results/benchmarks/models.json")
     args = parser.parse_args()
 
-    from usbench.config import BuildConfig, DataConfig
     from usbench.cv import leave_one_fold_out
     from usbench.models import get_model
     from usbench.models.base import BuildContext
-    from usbench.runner import build_features
 
     root = dataset_root(args.clips_per_class_per_fold)
-    built = build_features(BuildConfig(data=DataConfig(root=str(root)), features=args.features))
+    built, X, y, folds, recs = load_inputs(root, args.features)
     ds, m = built.dataset, built.matrix
-    clips = ds.clips.set_index("clip_id").loc[m.clip_ids]
-    X = np.asarray(m.X, dtype=np.float32)
-    y, folds, recs = (clips[c].to_numpy() for c in ("class_id", "fold", "recording"))
     print(f"{len(X):,} clips x {X.shape[1:]} {args.features}; features "
           f"{'extracted' if m.computed else 'loaded'} in {built.seconds:.1f} s")
     print(f"machine: {os.cpu_count()} CPUs, {platform.platform()}, Python "
@@ -165,9 +170,7 @@ def main() -> None:
             report["models"]["cnn"] = cnn_against_peak(root, args, get_model, BuildContext)
             continue
         spec = get_model(name)
-        overrides = dict(kv.split("=", 1) for kv in args.set)
-        params = spec.params({k.split(".", 1)[1]: v for k, v in overrides.items()
-                              if k.startswith(f"{name}.")})
+        params = model_params(spec, args.set)
         ctx = BuildContext(n_classes=len(ds.classes), input_shape=X.shape[1:], seed=0)
         t = time.perf_counter()
         def make(fold, spec=spec, params=params, ctx=ctx):
