@@ -66,7 +66,7 @@ BUCKET_LABELS = {
     "mixdown": "stereo mix-down (ndarray.mean in audio.load)",
     "resampling": "resampling (librosa.resample, soxr_hq)",
     "stft_mel": "STFT + mel (features.spectral.mel_power)",
-    "db_dct_mfcc": "dB + DCT (power_db, scipy.fft.dct)",
+    "db_dct_mfcc": "dB + DCT (power_db, the DCT matrix scipy.fft.dct makes)",
     "statistics": "statistics (min..kurtosis)",
     "other": "other (padding, checks, loop, profiler)",
 }

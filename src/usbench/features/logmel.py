@@ -7,7 +7,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from usbench.features.base import FixedWindow, pad_stack
+from usbench.features.base import FixedWindow
 from usbench.features.spectral import mel_power, power_db
 
 
@@ -32,6 +32,6 @@ class LogMel(FixedWindow):
 
     def extract_batch(self, ys: list[np.ndarray], sr: int) -> np.ndarray:
         self._check_sr(sr)
-        power = mel_power(pad_stack(ys, self.n_samples), sr, n_fft=self.n_fft,
-                          hop_length=self.hop_length, n_mels=self.n_mels)
+        power = mel_power(ys, sr, n_fft=self.n_fft, hop_length=self.hop_length,
+                          n_mels=self.n_mels, length=self.n_samples)
         return power_db(power, amin=self.amin)

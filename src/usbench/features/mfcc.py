@@ -10,14 +10,40 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import ClassVar
 
 import numpy as np
 
-from usbench.features.base import FeatureSet, pad_stack
+from usbench.features.base import FeatureSet
 from usbench.features.spectral import mel_power, power_db
 
 STATS = ("min", "max", "median", "mean", "var", "skew", "kurtosis")
+
+
+@lru_cache(maxsize=8)
+def dct_matrix(n_mels: int, n_mfcc: int) -> np.ndarray:
+    """The first `n_mfcc` rows of the orthonormal DCT-II over `n_mels` bands, built by
+    ``scipy.fft.dct`` itself (librosa's MFCC transform): float32, shape (n_mfcc, n_mels)."""
+    from scipy import fft
+
+    return fft.dct(np.eye(n_mels), type=2, norm="ortho", axis=0)[:n_mfcc].astype(np.float32)
+
+
+def log_mel(ys: list[np.ndarray], sr: int, *, n_fft: int, hop_length: int, n_mels: int,
+            top_db: float = 80.0) -> tuple[np.ndarray, list[int]]:
+    """librosa's ``power_to_db(melspectrogram(y), top_db=80)`` of each clip, the 80 dB floor
+    taken from the clip's own frames.
+
+    Returns:
+        (float32 array of shape (len(ys), n_mels, longest clip's frames), each clip's own
+        frame count ``1 + len(y) // hop_length``: its columns beyond are padding).
+    """
+    log = power_db(mel_power(ys, sr, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels))
+    frames = [1 + y.size // hop_length for y in ys]
+    for i, n in enumerate(frames):
+        np.maximum(log[i], log[i, :, :n].max() - top_db, out=log[i])
+    return log, frames
 
 
 def mfcc_frames(ys: list[np.ndarray], sr: int, *, n_mfcc: int, n_fft: int, hop_length: int,
@@ -27,15 +53,10 @@ def mfcc_frames(ys: list[np.ndarray], sr: int, *, n_mfcc: int, n_fft: int, hop_l
     Returns:
         One float32 array per clip, shape (n_mfcc, 1 + len(y) // hop_length).
     """
-    from scipy import fft
-
-    power = mel_power(pad_stack(ys), sr, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels)
-    log = power_db(power)
-    frames = [1 + y.size // hop_length for y in ys]
-    for i, n in enumerate(frames):
-        np.maximum(log[i], log[i, :, :n].max() - top_db, out=log[i])
+    log, frames = log_mel(ys, sr, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels,
+                          top_db=top_db)
     # librosa.feature.mfcc(S=log, n_mfcc=n_mfcc): an orthonormal DCT-II over the mel axis.
-    mfcc = fft.dct(log, axis=-2, type=2, norm="ortho")[..., :n_mfcc, :]
+    mfcc = np.matmul(dct_matrix(n_mels, n_mfcc), log)
     return [mfcc[i, :, :n] for i, n in enumerate(frames)]
 
 
@@ -60,6 +81,11 @@ class _Mfcc(FeatureSet):
         return mfcc_frames(ys, sr, n_mfcc=self.n_mfcc, n_fft=self.n_fft,
                            hop_length=self.hop_length, n_mels=self.n_mels)
 
+    def _log_mel(self, ys: list[np.ndarray], sr: int) -> tuple[np.ndarray, list[int]]:
+        self._check_sr(sr)
+        return log_mel(ys, sr, n_fft=self.n_fft, hop_length=self.hop_length,
+                       n_mels=self.n_mels)
+
 
 @dataclass(frozen=True, kw_only=True)
 class MfccMean(_Mfcc):
@@ -77,7 +103,10 @@ class MfccMean(_Mfcc):
         return (self.n_mfcc,)
 
     def extract_batch(self, ys: list[np.ndarray], sr: int) -> np.ndarray:
-        return np.stack([m.mean(axis=1) for m in self._frames(ys, sr)]).astype(np.float32)
+        # The DCT is linear: the mean of the MFCCs is the DCT of the mean log-mel frame.
+        log, frames = self._log_mel(ys, sr)
+        means = np.stack([log[i, :, :n].mean(axis=1) for i, n in enumerate(frames)])
+        return np.matmul(means, dct_matrix(self.n_mels, self.n_mfcc).T).astype(np.float32)
 
 
 @dataclass(frozen=True, kw_only=True)

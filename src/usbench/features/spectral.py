@@ -13,6 +13,7 @@ with a periodic Hann window: equal to librosa's within float32 rounding
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
 
 import numpy as np
@@ -90,39 +91,50 @@ def power_db(power: np.ndarray, amin: float = 1e-10) -> np.ndarray:
     return out
 
 
-def mel_power(batch: np.ndarray, sr: int, *, n_fft: int, hop_length: int,
-              n_mels: int) -> np.ndarray:
-    """Mel power spectrogram of each row of `batch`, as
-    ``librosa.feature.melspectrogram(y=row, sr=sr, n_fft=..., hop_length=..., n_mels=...)``.
+def mel_power(ys: Sequence[np.ndarray], sr: int, *, n_fft: int, hop_length: int, n_mels: int,
+              length: int | None = None) -> np.ndarray:
+    """Mel power spectrogram of each waveform, cut or zero-padded at the end to `length`
+    samples, as ``librosa.feature.melspectrogram(y=padded, sr=sr, n_fft=..., hop_length=...,
+    n_mels=...)``.
 
     Args:
-        batch: float32 waveforms of equal length L, shape (n, L).
+        ys: float32 waveforms, shape (n_samples,) each (or the rows of one 2-D array).
+        length: samples per clip; default, the longest clip's.
 
     Returns:
-        float32, shape (n, n_mels, 1 + L // hop_length).
+        float32, shape (len(ys), n_mels, 1 + length // hop_length).
     """
     from scipy import fft
 
-    n, length = batch.shape
+    n = len(ys)
+    length = max(y.size for y in ys) if length is None else length
     frames, half = 1 + length // hop_length, n_fft // 2
     basis, blocks, window = mel_basis(sr, n_fft, n_mels), mel_blocks(sr, n_fft, n_mels), hann(n_fft)
-    mel = np.zeros((n, frames, n_mels), dtype=np.float32)
+    mel = np.empty((n, n_mels, frames), dtype=np.float32)
     # FFT_GROUP clips at a time, in buffers reused across groups: their frames, spectra and
-    # power stay in the core's cache.
+    # power stay in the core's cache. Each clip is copied (cut or padded) straight into the
+    # centred, zero-padded frame source: no padded copy of the whole batch.
     group = min(FFT_GROUP, n)
-    padded = np.zeros((group, length + 2 * half), dtype=np.float32)  # centred, zero-padded
+    padded = np.zeros((group, length + 2 * half), dtype=np.float32)
     windowed = np.empty((group, frames, n_fft), dtype=np.float32)
     power = np.empty((group * frames, 1 + half), dtype=np.float32)
+    bands = np.zeros((group * frames, n_mels), dtype=np.float32)  # all-zero bands stay 0
     view = np.lib.stride_tricks.sliding_window_view(padded, n_fft, axis=-1)[:, ::hop_length]
     for i in range(0, n, group):
         g = min(group, n - i)
-        padded[:g, half:half + length] = batch[i:i + g]
+        for j in range(g):
+            y = ys[i + j]
+            k = min(y.size, length)
+            padded[j, half:half + k] = y[:k]
+            padded[j, half + k:half + length] = 0
         np.multiply(view[:g], window, out=windowed[:g])
         spec = fft.rfft(windowed[:g], axis=-1).reshape(g * frames, 1 + half)
-        rows, out = power[:g * frames], mel[i:i + g].reshape(g * frames, n_mels)
+        rows = power[:g * frames]
         np.abs(spec, out=rows)
         np.square(rows, out=rows)
+        out = bands[:g * frames]
         for a, b, lo, hi in blocks:
             if hi > lo:
                 np.matmul(rows[:, lo:hi], basis[lo:hi, a:b], out=out[:, a:b])
-    return np.ascontiguousarray(mel.transpose(0, 2, 1))
+        mel[i:i + g] = out.reshape(g, frames, n_mels).transpose(0, 2, 1)
+    return mel
