@@ -64,11 +64,12 @@ def read(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     try:
         with sf.SoundFile(path) as fh:
             sr = fh.samplerate
-            if fh.subtype == "PCM_16":
+            integer = fh.subtype == "PCM_16"
+            if integer:
                 # Read as integers and scaled here: the very values of libsndfile's float
                 # conversion (x / 32768, exact), at half its cost.
-                data = fh.read(dtype="int16", always_2d=True).astype(np.float32)
-                data *= np.float32(1 / 32768)
+                data = np.multiply(fh.read(dtype="int16", always_2d=True),
+                                   np.float32(1 / 32768), dtype=np.float32)
             else:
                 data = fh.read(dtype="float32", always_2d=True)
     except (sf.SoundFileError, RuntimeError) as exc:
@@ -79,7 +80,8 @@ def read(path: str | os.PathLike) -> tuple[np.ndarray, int]:
         raise AudioError(path, truncated)
     if data.shape[0] == 0:
         raise AudioError(path, "no audio samples")
-    if not np.isfinite(data).all():  # float files can hold NaN or inf: no feature survives them
+    # Float files can hold NaN or inf (no feature survives them); 16-bit integers cannot.
+    if not integer and not np.isfinite(data).all():
         bad = int(np.count_nonzero(~np.isfinite(data).all(axis=1)))
         raise AudioError(path, f"{bad:,} of {data.shape[0]:,} frames hold NaN or infinite "
                                "samples")

@@ -18,6 +18,7 @@ reused for other inputs. Model parameters never enter it.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -117,7 +118,8 @@ class FeatureStore:
         self.manifest_path = self.path / "manifest.json"
         self.matrix_path = self.path / "features.npy"
         self.partial_path = self.path / "features.partial.npy"
-        self._rows: np.ndarray | None = None  # the partial file, mapped while writing
+        self._out: tuple[io.BufferedRandom, int, tuple[int, ...]] | None = None  # partial file,
+        # data offset and row shape, open while writing
         self._shape: tuple[int, ...] = ()  # of the partial file, set by begin()
         self._chunk_size = 0
 
@@ -181,12 +183,18 @@ class FeatureStore:
         atomically, its record (clip ids, bad clips, notes on valid ones, CRC of the rows)."""
         import zlib
 
-        if self._rows is None:
-            self._rows = np.load(self.partial_path, mmap_mode="r+")
+        if self._out is None:
+            header = np.load(self.partial_path, mmap_mode="r")
+            self._out = (open(self.partial_path, "r+b"), header.offset,
+                         header.shape[1:])
+            del header
+        fh, offset, row_shape = self._out
         start = index * self._chunk_size
-        rows = np.ascontiguousarray(X, dtype=np.float32).reshape(len(clip_ids),
-                                                                 *self._rows.shape[1:])
-        self._rows[start:start + len(rows)] = rows
+        rows = np.ascontiguousarray(X, dtype=np.float32).reshape(len(clip_ids), *row_shape)
+        # Written, not memory-mapped: a mapped sparse file faults in and zeroes every page
+        # before the copy (0.1 s of a 154 MB logmel build).
+        fh.seek(offset + start * rows[:1].nbytes)
+        fh.write(memoryview(rows).cast("B"))
 
         def write(tmp: Path) -> None:
             with open(tmp, "wb") as fh:
@@ -254,9 +262,9 @@ class FeatureStore:
             spans.append((start, start + len(shard_ids)))
             bad += shard_bad
             notes += shard_notes
-        if self._rows is not None:
-            self._rows.flush()
-            self._rows = None
+        if self._out is not None:
+            self._out[0].close()
+            self._out = None
         rows = np.load(self.partial_path, mmap_mode="r")
         if rows.shape[1:] != tuple(shape):
             raise CacheError(f"Cached rows in {self.partial_path} have shape {rows.shape[1:]}, "
