@@ -1,5 +1,5 @@
 """`python -m usbench` entry point."""
 
-from usbench.cli import main
+from usbench.cli import entry
 
-raise SystemExit(main())
+entry()
