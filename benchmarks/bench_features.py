@@ -325,6 +325,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="with --data: clip counts to time, 'all' for every clip")
     parser.add_argument("--features", default="mfcc-stats,mfcc-mean,logmel",
                         help="with --data: feature sets to time")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="with --data: serial/usbench pairs per row, run alternately; "
+                             "medians reported (default 3)")
     args = parser.parse_args(argv)
     if args.data is not None:
         sys.path.insert(0, str(Path(__file__).parent))
@@ -333,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
         sizes = [None if s == "all" else int(s) for s in args.sizes.split(",")]
         out = args.out.with_name("features_real.json")
         return real_audio.main(args.data.expanduser(), sizes, args.features.split(","), out,
-                               environment())
+                               environment(), repeat=max(1, args.repeat))
     if args.n < 2 or args.jobs < 0 or args.profile_n < 1:
         parser.error("--n must be >= 2, --jobs >= 0 and --profile-n >= 1")
 

@@ -14,10 +14,12 @@ For each feature set and each size (all present clips of an UrbanSound8K-layout 
     stores there once per librosa version (about 0.3 s, data-independent): a user pays them
     once, not per build.
 
-Both are timed from process start to exit (interpreter start-up and imports included). The
-largest difference between the two feature matrices, row-matched by clip, is reported
-(|diff| / max(|reference|, 1)). Files are read once before timing so both find them in the page
-cache.
+Both are timed from process start to exit (interpreter start-up and imports included). Each
+row runs the pair ``--repeat`` times (default 3), serial and usbench alternately, and reports
+each one's median and the ratio of the medians: this machine's speed drifts by 10-20 % within
+minutes, and alternating exposes both to the same drift. The largest difference between the
+two feature matrices, row-matched by clip, is reported (|diff| / max(|reference|, 1)). Files
+are read once before timing so both find them in the page cache.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -84,8 +87,10 @@ def _built_matrix(cache: Path) -> tuple[list[str], np.ndarray]:
     return ids, np.load(manifest.parent / "features.npy")
 
 
-def measure(root: Path, clips: pd.DataFrame, feature: str, scratch: Path) -> dict:
-    """One feature set on `clips`: serial and usbench wall times and their agreement."""
+def measure(root: Path, clips: pd.DataFrame, feature: str, scratch: Path,
+            repeat: int = 3) -> dict:
+    """One feature set on `clips`: serial and usbench wall times (medians of `repeat`
+    alternating runs) and their agreement."""
     sub = subset_root(root, clips, Path(tempfile.mkdtemp(prefix="root-", dir=scratch)) / "r")
     listing = scratch / "paths.txt"
     listing.write_text("\n".join(clips["path"]))
@@ -93,21 +98,26 @@ def measure(root: Path, clips: pd.DataFrame, feature: str, scratch: Path) -> dic
         Path(p).read_bytes()
     env = dict(os.environ)
     ref = scratch / "serial.npy"
-    serial_s = _timed([sys.executable, "-c", SERIAL, feature, str(listing), str(ref)], env)
-    cache = Path(tempfile.mkdtemp(prefix="cache-", dir=scratch))
-    shutil.copytree(scratch / "filterbanks", cache / "filterbanks")
     exe = str(Path(sys.executable).parent / "usbench")
-    usb_s = _timed([exe, "features", "build", "--features", feature, "--data", str(sub),
-                    "--allow-missing"], {**env, "USBENCH_CACHE": str(cache)})
-    ids, built = _built_matrix(cache)
+    serial, usb = [], []
+    for _ in range(repeat):
+        serial.append(_timed([sys.executable, "-c", SERIAL, feature, str(listing), str(ref)],
+                             env))
+        cache = Path(tempfile.mkdtemp(prefix="cache-", dir=scratch))
+        shutil.copytree(scratch / "filterbanks", cache / "filterbanks")
+        usb.append(_timed([exe, "features", "build", "--features", feature, "--data",
+                           str(sub), "--allow-missing"], {**env, "USBENCH_CACHE": str(cache)}))
+        ids, built = _built_matrix(cache)
+        shutil.rmtree(cache, ignore_errors=True)
+    serial_s, usb_s = statistics.median(serial), statistics.median(usb)
     serial_X = np.load(ref)
     order = {c: i for i, c in enumerate(clips["clip_id"])}
     reference = serial_X[[order[c] for c in ids]].astype(np.float64)
     diff = np.abs(built.astype(np.float64) - reference)
-    shutil.rmtree(cache, ignore_errors=True)
     shutil.rmtree(sub.parent, ignore_errors=True)
     return {"feature": feature, "n_clips": len(clips), "serial_s": serial_s,
-            "usbench_s": usb_s, "speed_up": serial_s / usb_s,
+            "usbench_s": usb_s, "speed_up": serial_s / usb_s, "serial_runs_s": serial,
+            "usbench_runs_s": usb,
             "max_abs_diff": float(diff.max()),
             "max_rel_diff": float((diff / np.maximum(np.abs(reference), 1.0)).max())}
 
@@ -131,14 +141,16 @@ def _filterbanks(features: list[str], scratch: Path) -> None:
     (scratch / "filterbanks").mkdir(exist_ok=True)
 
 
-def main(data: Path, sizes: list[int | None], features: list[str], out: Path, env: dict) -> int:
+def main(data: Path, sizes: list[int | None], features: list[str], out: Path, env: dict,
+         repeat: int = 3) -> int:
     from usbench.config import DataConfig
     from usbench.datasets import open_dataset
 
     ds = open_dataset(DataConfig(root=str(data), allow_missing=True))
     all_clips = ds.clips[["clip_id", "path", "fold"]]
     print(f"{ds.name} at {ds.root}: {len(all_clips):,} clips present. Whole processes: the "
-          "serial tutorials' loop vs `usbench features build`, cold cache.\n")
+          "serial tutorials' loop vs `usbench features build`, cold cache; medians of "
+          f"{repeat} alternating runs each.\n")
     rows = []
     scratch = Path(tempfile.mkdtemp(prefix="usbench-bench-real-"))
     try:
@@ -148,7 +160,7 @@ def main(data: Path, sizes: list[int | None], features: list[str], out: Path, en
             clips = all_clips if n is None or n >= len(all_clips) else \
                 all_clips.iloc[np.linspace(0, len(all_clips) - 1, n).astype(int)]
             for feature in features:
-                row = measure(ds.root, clips.reset_index(drop=True), feature, scratch)
+                row = measure(ds.root, clips.reset_index(drop=True), feature, scratch, repeat)
                 rows.append(row)
                 print(f"{feature:<11} {row['n_clips']:>6,} clips  serial {row['serial_s']:7.1f} s"
                       f"  usbench {row['usbench_s']:6.1f} s  {row['speed_up']:5.2f}x  largest "

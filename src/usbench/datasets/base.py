@@ -328,10 +328,11 @@ def open_root(name: str, root: Path, *, allow_missing: bool) -> Dataset:
     table = read_metadata(root)
     csv = root / METADATA
     classes = classes_by_id(csv, table, "classID", "class")
-    audio = root / "audio"
+    audio = str(root / "audio")
     rows = pd.DataFrame({
         "clip_id": table["slice_file_name"].astype(str),
-        "path": [str(audio / f"fold{f}" / n)
+        # os.path.join, not pathlib: 8,732 pathlib joins cost 60 ms of every command.
+        "path": [os.path.join(audio, f"fold{f}", n)
                  for f, n in zip(table["fold"], table["slice_file_name"], strict=True)],
         "label": table["class"].astype(str),
         "class_id": table["classID"],
