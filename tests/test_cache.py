@@ -188,6 +188,19 @@ def test_bad_clips_stop_the_build_then_skip_bad_keeps_everything(tiny_root):
     assert all(i in manifest.read_text() for i in ids)
 
 
+def test_a_chunk_of_bad_clips_only_is_skipped_whole(tiny_root):
+    """A chunk whose every clip fails to decode stores no rows and finishes the build."""
+    clips = build_features(_cfg(tiny_root), progress=False).dataset.clips
+    ids = [clips.iloc[i]["clip_id"] for i in (4, 5)]  # the third chunk of two
+    for i in (4, 5):
+        (tiny_root / "audio" / f"fold{clips.iloc[i]['fold']}" / ids[i - 4]).write_bytes(b"")
+    built = build_features(replace(_cfg(tiny_root, skip_bad=True), chunk_size=2),
+                           progress=False)
+    assert [b["clip_id"] for b in built.matrix.bad] == ids
+    assert built.matrix.X.shape == (198, 140)
+    assert built.matrix.clip_ids == [c for c in clips["clip_id"] if c not in ids]
+
+
 def test_unwritable_cache_directory(tiny_root_ro, monkeypatch, tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
@@ -288,4 +301,5 @@ def test_extraction_processes_reuse_freed_memory_instead_of_faulting_it_in():
                                         capture_output=True, text=True).stdout)
                      for mode in ("keep", "default"))
     pages = 3 * 64 * 88_200 * 4 // 4096
-    assert kept < pages // 10 < pages // 2 < default
+    # Transparent huge pages ("always") make fewer, larger faults of the default: relative.
+    assert kept < pages // 10 and kept * 10 < default

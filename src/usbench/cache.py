@@ -193,8 +193,10 @@ class FeatureStore:
         rows = np.ascontiguousarray(X, dtype=np.float32).reshape(len(clip_ids), *row_shape)
         # Written, not memory-mapped: a mapped sparse file faults in and zeroes every page
         # before the copy (0.1 s of a 154 MB logmel build).
-        fh.seek(offset + start * rows[:1].nbytes)
-        fh.write(memoryview(rows).cast("B"))
+        if len(rows):  # a chunk of bad clips only has none
+            fh.seek(offset + start * rows[:1].nbytes)
+            fh.write(memoryview(rows).cast("B"))
+            fh.flush()  # in the file before the record that vouches for them
 
         def write(tmp: Path) -> None:
             with open(tmp, "wb") as fh:

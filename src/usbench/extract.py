@@ -73,7 +73,8 @@ def keep_freed_memory() -> bool:
     system, so each chunk faults in its waveforms, frames and spectra afresh: a quarter of a
     clip's extraction time on us8k-dev (570,000 page faults per 580 clips of ``mfcc-mean``,
     19,000 with this). Here blocks below 32 MB come from the heap, which keeps up to 64 MB
-    free. Linux with glibc only; elsewhere a no-op that returns False.
+    free, for the rest of the process's life (a few tens of MB more resident after a build).
+    Linux with glibc only; elsewhere a no-op that returns False.
     """
     import ctypes
     import platform
