@@ -1,10 +1,12 @@
 """Decoding: every format in the synthetic mix reads to float32 mono at the asked rate."""
 
+import struct
+
 import numpy as np
 import pytest
 import soundfile as sf
 
-from usbench.audio import load
+from usbench.audio import load, read
 from usbench.errors import AudioError
 
 FORMATS = [(sr, st, ch) for sr in (8000, 11025, 44100, 48000, 96000)
@@ -77,6 +79,29 @@ def test_truncated_file(tmp_path):
         f"truncated data (header declares {len(raw) - 44} bytes of audio, "
         f"file holds {len(raw) // 2 - 44})"
     )
+
+
+def test_truncation_is_found_past_a_large_chunk(tmp_path):
+    """The data chunk's header lies beyond the bytes read at first (a 10 KB LIST chunk)."""
+    samples = np.arange(-2000, 2000, dtype=np.int16).tobytes()
+    fmt = struct.pack("<4sIHHIIHH", b"fmt ", 16, 1, 1, 22050, 44100, 2, 16)
+    extra = b"LIST" + struct.pack("<I", 10_000) + bytes(10_000)
+    body = b"WAVE" + fmt + extra + b"data" + struct.pack("<I", len(samples))
+    whole = b"RIFF" + struct.pack("<I", len(body) + len(samples)) + body + samples
+    (tmp_path / "long.wav").write_bytes(whole)
+    assert np.array_equal(read(tmp_path / "long.wav")[0][:, 0] * 32768,
+                          np.arange(-2000, 2000))
+    (tmp_path / "cut.wav").write_bytes(whole[:-1000])
+    with pytest.raises(AudioError) as err:
+        load(tmp_path / "cut.wav", sr=22050)
+    assert err.value.reason == (f"truncated data (header declares {len(samples)} bytes of "
+                                f"audio, file holds {len(samples) - 1000})")
+
+
+def test_a_folder_is_refused_by_name(tmp_path):
+    with pytest.raises(AudioError) as err:
+        load(tmp_path, sr=22050)
+    assert err.value.path == str(tmp_path)
 
 
 def test_text_file_named_wav(tmp_path):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import struct
-from pathlib import Path
 
 import numpy as np
 
@@ -19,25 +18,37 @@ RESAMPLER = "soxr_hq"
 DECODER_VERSION = 1
 
 
-def _wav_truncation(path: Path, size: int) -> str | None:
+# Bytes of a file's start read for the RIFF check: the header and its usual chunks.
+HEAD_BYTES = 4096
+
+
+def _read_at(fd: int, n: int, offset: int) -> bytes:
+    """Up to `n` bytes of the open descriptor `fd` from byte `offset`."""
+    os.lseek(fd, offset, os.SEEK_SET)
+    return os.read(fd, n)
+
+
+def _wav_truncation(fd: int, size: int) -> str | None:
     """Return a reason if a RIFF/WAVE file's data chunk is shorter than its header says."""
-    with open(path, "rb") as fh:
-        head = fh.read(12)
-        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+    head = _read_at(fd, HEAD_BYTES, 0)
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    pos = 12
+    while pos + 8 <= size:
+        # Chunk headers past the first bytes read (after a large chunk) are read one by one.
+        chunk = head[pos:pos + 8] if pos + 8 <= len(head) else _read_at(fd, 8, pos)
+        if len(chunk) < 8:
             return None
-        pos = 12
-        while pos + 8 <= size:
-            fh.seek(pos)
-            chunk_id, chunk_size = struct.unpack("<4sI", fh.read(8))
-            if chunk_id == b"data":
-                available = size - pos - 8
-                if chunk_size not in (0, 0xFFFFFFFF) and available < chunk_size:
-                    return (
-                        f"truncated data (header declares {chunk_size} bytes of audio, "
-                        f"file holds {available})"
-                    )
-                return None
-            pos += 8 + chunk_size + (chunk_size & 1)
+        chunk_id, chunk_size = struct.unpack("<4sI", chunk)
+        if chunk_id == b"data":
+            available = size - pos - 8
+            if chunk_size not in (0, 0xFFFFFFFF) and available < chunk_size:
+                return (
+                    f"truncated data (header declares {chunk_size} bytes of audio, "
+                    f"file holds {available})"
+                )
+            return None
+        pos += 8 + chunk_size + (chunk_size & 1)
     return None
 
 
@@ -54,28 +65,35 @@ def read(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     """
     import soundfile as sf
 
-    path = Path(path)
+    # One descriptor for the size, the header check and libsndfile: a clip's Python work
+    # (which holds the GIL, so it runs one thread at a time) is a third of its decoding.
     try:
-        size = path.stat().st_size
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
     except OSError as exc:
         raise AudioError(path, exc.strerror or "cannot be read") from None
-    if size == 0:
-        raise AudioError(path, "empty file (0 bytes)")
     try:
-        with sf.SoundFile(path) as fh:
-            sr = fh.samplerate
-            integer = fh.subtype == "PCM_16"
-            if integer:
-                # Read as integers and scaled here: the very values of libsndfile's float
-                # conversion (x / 32768, exact), at half its cost.
-                data = np.multiply(fh.read(dtype="int16", always_2d=True),
-                                   np.float32(1 / 32768), dtype=np.float32)
-            else:
-                data = fh.read(dtype="float32", always_2d=True)
-    except (sf.SoundFileError, RuntimeError) as exc:
-        reason = str(exc).replace(f"Error opening {str(path)!r}: ", "").strip()
-        raise AudioError(path, reason or "unrecognised format") from None
-    truncated = _wav_truncation(path, size)
+        size = os.fstat(fd).st_size
+        if size == 0:
+            raise AudioError(path, "empty file (0 bytes)")
+        try:
+            with sf.SoundFile(fd, closefd=False) as fh:
+                sr = fh.samplerate
+                integer = fh.subtype == "PCM_16"
+                if integer:
+                    # Read as integers and scaled here: the very values of libsndfile's float
+                    # conversion (x / 32768, exact), at half its cost.
+                    data = np.multiply(fh.read(dtype="int16", always_2d=True),
+                                       np.float32(1 / 32768), dtype=np.float32)
+                else:
+                    data = fh.read(dtype="float32", always_2d=True)
+        except (sf.SoundFileError, RuntimeError) as exc:
+            reason = str(exc).replace(f"Error opening {fd!r}: ", "").strip()
+            raise AudioError(path, reason or "unrecognised format") from None
+        truncated = _wav_truncation(fd, size)
+    except OSError as exc:
+        raise AudioError(path, exc.strerror or "cannot be read") from None
+    finally:
+        os.close(fd)
     if truncated:
         raise AudioError(path, truncated)
     if data.shape[0] == 0:
