@@ -98,6 +98,16 @@ def test_truncation_is_found_past_a_large_chunk(tmp_path):
                                 f"audio, file holds {len(samples) - 1000})")
 
 
+def test_a_headerless_file_is_refused_by_name(tmp_path):
+    """libsndfile asks for the rate and channels of .raw/.vox/.gsm files, which a dataset
+    cannot give: a one-line refusal, not soundfile's TypeError."""
+    for name in ("clip.raw", "clip.vox", "clip.gsm"):
+        (tmp_path / name).write_bytes(np.arange(4000, dtype=np.int16).tobytes())
+        with pytest.raises(AudioError) as err:
+            load(tmp_path / name, sr=22050)
+        assert str(err.value) == f"Could not decode {tmp_path / name}: Format not recognised."
+
+
 def test_a_folder_is_refused_by_name(tmp_path):
     with pytest.raises(AudioError) as err:
         load(tmp_path, sr=22050)
