@@ -163,3 +163,13 @@ def test_help_imports_no_heavy_library():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_a_reader_that_goes_away_gets_no_traceback():
+    """`usbench features ls | head -0`: the command's output has nowhere to go."""
+    proc = subprocess.Popen([sys.executable, "-m", "usbench", "features", "ls"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # before the command starts writing
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 1
+    assert err == ""

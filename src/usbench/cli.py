@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -608,8 +609,15 @@ def entry() -> None:
     collecting objects the system reclaims anyway; ``gc.freeze()`` moves them out of the
     collector's reach. Not in `main`, which tests and notebooks call in their own process.
     """
-    code = main()
     import gc
 
+    try:
+        code = main()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`usbench ... | head`): nothing more can be shown. Python's
+        # own advice: point stdout at devnull so the exit's flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 1
     gc.freeze()
     raise SystemExit(code)
