@@ -165,11 +165,23 @@ def test_help_imports_no_heavy_library():
     assert out.strip().splitlines()[-1] == "[]"
 
 
-def test_a_reader_that_goes_away_gets_no_traceback():
-    """`usbench features ls | head -0`: the command's output has nowhere to go."""
-    proc = subprocess.Popen([sys.executable, "-m", "usbench", "features", "ls"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    proc.stdout.close()  # before the command starts writing
-    err = proc.stderr.read().decode()
-    assert proc.wait(timeout=60) == 1
-    assert err == ""
+@pytest.mark.parametrize("unbuffered", ["", "1"])
+@pytest.mark.parametrize("command", [["features", "ls"], ["--version"]])
+def test_a_reader_that_goes_away_gets_no_traceback(command, unbuffered):
+    """`usbench features ls | head -0`: the output has nowhere to go, whether it fails at a
+    print (unbuffered) or at the exit's flush (buffered), or in argparse's own exit."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    if unbuffered:
+        env["PYTHONUNBUFFERED"] = unbuffered
+    reader, writer = os.pipe()
+    os.close(reader)  # gone before the command starts
+    try:
+        proc = subprocess.run([sys.executable, "-m", "usbench", *command], stdout=writer,
+                              stderr=subprocess.PIPE, env=env, timeout=120)
+    finally:
+        os.close(writer)
+    assert proc.stderr.decode() == ""
+    # argparse ignores a failed write of --version itself (exit 0); a failed flush is ours.
+    assert proc.returncode == (0 if command == ["--version"] and unbuffered else 1)

@@ -7,6 +7,7 @@ audio than the file holds are refused (libsndfile would silently read the shorte
 from __future__ import annotations
 
 import os
+import stat
 import struct
 
 import numpy as np
@@ -52,6 +53,34 @@ def _wav_truncation(fd: int, size: int) -> str | None:
     return None
 
 
+def _check_file(path: str | os.PathLike) -> None:
+    """Refuse what libsndfile should not be asked to read: a missing, unreadable, empty or
+    truncated file, or one that is not a regular file (a folder, a FIFO, a device).
+
+    One descriptor, opened without blocking (a FIFO would wait for a writer), for the kind,
+    the size and the RIFF header: Python's own open, seek and read pairs cost more than
+    libsndfile's decoding of a 4 s clip.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        raise AudioError(path, exc.strerror or "cannot be read") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise AudioError(path, "not a regular file")
+        if info.st_size == 0:
+            raise AudioError(path, "empty file (0 bytes)")
+        truncated = _wav_truncation(fd, info.st_size)
+    except OSError as exc:
+        raise AudioError(path, exc.strerror or "cannot be read") from None
+    finally:
+        os.close(fd)
+    if truncated:
+        raise AudioError(path, truncated)
+
+
 def read(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     """Decode a file without resampling.
 
@@ -60,42 +89,31 @@ def read(path: str | os.PathLike) -> tuple[np.ndarray, int]:
         file's sample rate in Hz.
 
     Raises:
-        AudioError: missing, empty, unrecognised, truncated or sample-less file, or one with
-            NaN or infinite samples.
+        AudioError: missing, empty, unrecognised, headerless, truncated or sample-less file,
+            not a regular file, or one with NaN or infinite samples.
     """
     import soundfile as sf
 
-    # One descriptor for the size, the header check and libsndfile: a clip's Python work
-    # (which holds the GIL, so it runs one thread at a time) is a third of its decoding.
+    _check_file(path)
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
-    except OSError as exc:
-        raise AudioError(path, exc.strerror or "cannot be read") from None
-    try:
-        size = os.fstat(fd).st_size
-        if size == 0:
-            raise AudioError(path, "empty file (0 bytes)")
-        try:
-            with sf.SoundFile(fd, closefd=False) as fh:
-                sr = fh.samplerate
-                integer = fh.subtype == "PCM_16"
-                if integer:
-                    # Read as integers and scaled here: the very values of libsndfile's float
-                    # conversion (x / 32768, exact), at half its cost.
-                    data = np.multiply(fh.read(dtype="int16", always_2d=True),
-                                       np.float32(1 / 32768), dtype=np.float32)
-                else:
-                    data = fh.read(dtype="float32", always_2d=True)
-        except (sf.SoundFileError, RuntimeError) as exc:
-            reason = str(exc).replace(f"Error opening {fd!r}: ", "").strip()
-            raise AudioError(path, reason or "unrecognised format") from None
-        truncated = _wav_truncation(fd, size)
-    except OSError as exc:
-        raise AudioError(path, exc.strerror or "cannot be read") from None
-    finally:
-        os.close(fd)
-    if truncated:
-        raise AudioError(path, truncated)
+        with sf.SoundFile(path) as fh:
+            sr = fh.samplerate
+            integer = fh.subtype == "PCM_16"
+            if integer:
+                # Read as integers and scaled here: the very values of libsndfile's float
+                # conversion (x / 32768, exact), at half its cost.
+                data = np.multiply(fh.read(dtype="int16", always_2d=True),
+                                   np.float32(1 / 32768), dtype=np.float32)
+            else:
+                data = fh.read(dtype="float32", always_2d=True)
+    except (sf.SoundFileError, RuntimeError) as exc:
+        reason = str(exc).replace(f"Error opening {str(path)!r}: ", "").strip()
+        raise AudioError(path, reason or "unrecognised format") from None
+    except (TypeError, ValueError):
+        # soundfile's refusal of a headerless format named by the extension (.raw, .vox,
+        # .gsm): it asks for the sample rate and channels, which no dataset gives.
+        raise AudioError(path, "headerless audio: the file does not say its sample rate and "
+                               "channels; convert it to WAV or FLAC") from None
     if data.shape[0] == 0:
         raise AudioError(path, "no audio samples")
     # Float files can hold NaN or inf (no feature survives them); 16-bit integers cannot.

@@ -612,12 +612,28 @@ def entry() -> None:
     import gc
 
     try:
-        code = main()
+        try:
+            code = main()
+        except SystemExit as exc:  # argparse's --help, --version and usage errors
+            code = exc.code
         sys.stdout.flush()
     except BrokenPipeError:
+        if not _stdout_is_a_pipe() or "--debug" in sys.argv[1:]:
+            raise
         # The reader went away (`usbench ... | head`): nothing more can be shown. Python's
         # own advice: point stdout at devnull so the exit's flush does not fail again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         code = 1
     gc.freeze()
     raise SystemExit(code)
+
+
+def _stdout_is_a_pipe() -> bool:
+    """True when stdout is a pipe or socket, the only places a reader can go away from."""
+    import stat
+
+    try:
+        mode = os.fstat(sys.stdout.fileno()).st_mode
+    except (OSError, ValueError):
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
