@@ -113,16 +113,17 @@ def table(report: dict) -> str:
 
 def add_seed(done: dict | None, command: str, seed: int, entry: dict) -> dict:
     """The stored per-seed record of one command (or None) with `seed`'s run added or
-    replaced: accuracy, macro-F1 and wall time per seed, and their means."""
-    done = done or {}
+    replaced: accuracy, macro-F1 and wall time per seed, and their means. Seeds stored for
+    another command line (an edited recipe) are dropped."""
+    shown = f"usbench run {command} --data DIR --allow-missing --seed S"
+    done = done if done and done.get("command") == shown else {}
     runs = {s: (a, f, w) for s, a, f, w in zip(done.get("seeds", []), done.get("accuracy", []),
                                                done.get("macro_f1", []),
                                                done.get("wall_seconds", []), strict=True)}
     runs[seed] = (entry["accuracy"], entry["macro_f1"], entry["wall_seconds"])
     seeds = sorted(runs)
     acc, f1, wall = (np.array([runs[s][i] for s in seeds]) for i in range(3))
-    return {"command": f"usbench run {command} --data DIR --allow-missing --seed S",
-            "seeds": seeds, "accuracy": acc.tolist(), "macro_f1": f1.tolist(),
+    return {"command": shown, "seeds": seeds, "accuracy": acc.tolist(), "macro_f1": f1.tolist(),
             "wall_seconds": wall.tolist(), "mean_accuracy": float(acc.mean()),
             "std_accuracy": float(acc.std(ddof=1)) if len(acc) > 1 else 0.0,
             "mean_macro_f1": float(f1.mean()), "median_wall_seconds": float(np.median(wall))}
