@@ -1,5 +1,6 @@
 """`usbench sweep`: small sweeps of each family, resume, workers, nesting, bad input."""
 
+import json
 import os
 import signal
 import sqlite3
@@ -149,26 +150,38 @@ def test_two_workers_run_exactly_the_requested_trials(three_folds, in_tmp):
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
 
 
+def _poll(path, query: str) -> list[tuple] | None:
+    """Rows of `query` on the study database at `path`, read-only; None before the command
+    has created it. optuna.load_study would create the schema itself, racing the command's
+    own creation of it ("table study_directions already exists"), which ends the command."""
+    try:
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as con:
+            return con.execute(query).fetchall()
+    except sqlite3.Error:
+        return None
+
+
+FINISHED = "SELECT count(*) FROM trials WHERE state IN ('COMPLETE', 'PRUNED', 'FAIL')"
+
+
 def test_killed_sweep_resumes_with_finished_trials_intact(three_folds, in_tmp):
     cmd = [sys.executable, "-m", "usbench", "sweep", "--model", "logreg", "--features",
            "mfcc-mean", "--data", str(three_folds), "--allow-missing", "--trials", "200",
            "--jobs", "1"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    db = in_tmp / "results" / "optuna.db"
-    name = "synthetic-logreg-mfcc-mean"
-    done = []
+    log = in_tmp / "sweep.err"
+    with open(log, "w") as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
+    path = in_tmp / "results" / "optuna.db"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.5)
-        try:
-            study = optuna.load_study(study_name=name, storage=f"sqlite:///{db}")
-        except (KeyError, Exception):
-            continue
-        done = [t for t in study.trials if t.state.is_finished()]
-        if len(done) >= 3:
+        if (_poll(path, FINISHED) or [(0,)])[0][0] >= 3:
             break
+    assert proc.poll() is None, f"the sweep ended before it was killed:\n{log.read_text()[-1500:]}"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
+    study = optuna.load_study(study_name="synthetic-logreg-mfcc-mean", storage=f"sqlite:///{path}")
+    done = [t for t in study.trials if t.state.is_finished()]
     assert len(done) >= 3, "the sweep did not finish 3 trials in time"
     before = {t.number: t.value for t in done}
 
@@ -186,20 +199,22 @@ def test_killed_sweep_leaves_no_worker_behind(three_folds, in_tmp):
     cmd = [sys.executable, "-m", "usbench", "sweep", "--model", "logreg", "--features",
            "mfcc-mean", "--data", str(three_folds), "--allow-missing", "--trials", "200",
            "--jobs", "1", "--workers", "2"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    db = f"sqlite:///{in_tmp / 'results' / 'optuna.db'}"
+    log = in_tmp / "sweep.err"
+    with open(log, "w") as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
+    path = in_tmp / "results" / "optuna.db"
     workers, busy = set(), False
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None and not busy:
             time.sleep(0.2)
             workers = descendants(proc.pid)
-            try:
-                study = optuna.load_study(study_name="synthetic-logreg-mfcc-mean", storage=db)
-            except Exception:
-                continue
+            rows = _poll(path, "SELECT value_json FROM trial_user_attributes "
+                               "WHERE key = 'worker'") or []
             ids = {f"{socket.gethostname()}:{pid}" for pid in workers}
-            busy = any(t.user_attrs.get("worker") in ids for t in study.trials)
+            busy = any(json.loads(value) in ids for (value,) in rows)
+        assert proc.poll() is None, (
+            f"the sweep ended before it was killed:\n{log.read_text()[-1500:]}")
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
         assert busy, "the extra worker ran no trial before the sweep ended or the time ran out"
@@ -255,15 +270,7 @@ def test_ctrl_c_leaves_the_study_consistent_and_resumable(three_folds, in_tmp):
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.5)
-        # Read-only: optuna.load_study would create the schema, racing the command's own
-        # creation of it ("table study_directions already exists").
-        try:
-            with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as con:
-                done = con.execute("SELECT count(*) FROM trials WHERE state IN "
-                                   "('COMPLETE', 'PRUNED', 'FAIL')").fetchone()[0]
-        except sqlite3.Error:
-            continue
-        if done >= 2:
+        if (_poll(path, FINISHED) or [(0,)])[0][0] >= 2:
             break
     proc.send_signal(signal.SIGINT)
     err = proc.communicate(timeout=60)[1]
