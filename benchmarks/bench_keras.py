@@ -144,10 +144,18 @@ def seed_table(report: dict) -> str:
 
 def parse_seeds(text: str) -> list[int]:
     """"0-9" or "0,3,5" -> seeds."""
-    if "-" in text:
-        first, last = text.split("-", 1)
-        return list(range(int(first), int(last) + 1))
-    return [int(s) for s in text.split(",")]
+    try:
+        if "-" in text:
+            first, last = text.split("-", 1)
+            seeds = list(range(int(first), int(last) + 1))
+        else:
+            seeds = [int(s) for s in text.split(",")]
+    except ValueError:
+        seeds = []
+    if not seeds:
+        raise argparse.ArgumentTypeError(f"{text!r} names no seeds; give a range such as 0-9 "
+                                         "or a list such as 0,3,5")
+    return seeds
 
 
 def main() -> None:
@@ -170,7 +178,10 @@ def main() -> None:
                          f"{', '.join(known)}")
         commands = {k: v for k, v in known.items() if k in args.only.split(",")}
     out = Path(args.out)
-    report = json.loads(out.read_text()) if out.is_file() else {"runs": {}}
+    try:
+        report = json.loads(out.read_text()) if out.is_file() else {"runs": {}}
+    except (OSError, ValueError) as exc:
+        parser.error(f"{out} is not a readable report ({exc}); move it aside or pass --out")
     report.update({"data": args.data, "cpus": os.cpu_count(), "platform": platform.platform()})
     if args.seeds:
         report.setdefault("seed_runs", {})
