@@ -1,7 +1,10 @@
 """Real-audio mode of ``bench_features.py --data DIR``: whole process against whole process.
 
 For each feature set and each size (all present clips of an UrbanSound8K-layout root, and a
-300-clip subset), on the same files:
+300-clip subset), on the same files. A size above the clips present (``--sizes all,300,2985``:
+the 2,985 real clips issue 13 was measured on) repeats them, each repeat under a new name and
+recording id, so both sides decode and extract every listed file; the row says how many clips
+are distinct.
 
 (A) serial: a fresh ``python`` process running the tutorials' loop over the files:
     ``librosa.load(path)`` (22,050 Hz mono, soxr_hq) and the feature set's librosa
@@ -61,10 +64,33 @@ np.save(out, np.stack([one(p) for p in paths]).astype(np.float32))
 '''
 
 
+# Added to the fsID of a clip's k-th repeat: a repeat is a recording of its own.
+REPEAT_FSID = 10_000_000
+
+
+def sized(clips: pd.DataFrame, n: int | None) -> pd.DataFrame:
+    """`n` of `clips` (None: all), with a ``source`` column naming each row's clip in the
+    root's table and ``repeat``, 0 for a first appearance. Below the clips present, every
+    k-th clip, so a subset spans the folds and formats of the whole; above, the clips
+    again under new names (``r1-<name>``, ...)."""
+    if n is None or n <= len(clips):
+        picked = clips if n is None or n == len(clips) else \
+            clips.iloc[np.linspace(0, len(clips) - 1, n).astype(int)]
+        return picked.assign(source=picked["clip_id"], repeat=0).reset_index(drop=True)
+    index = np.arange(n) % len(clips)
+    repeat = np.arange(n) // len(clips)
+    picked = clips.iloc[index].reset_index(drop=True)
+    names = [c if k == 0 else f"r{k}-{c}" for c, k in zip(picked["clip_id"], repeat,
+                                                          strict=True)]
+    return picked.assign(source=picked["clip_id"], clip_id=names, repeat=repeat)
+
+
 def subset_root(root: Path, clips: pd.DataFrame, dest: Path) -> Path:
     """An UrbanSound8K-layout root holding `clips` only (symlinks to the audio)."""
-    meta = pd.read_csv(root / "metadata" / "UrbanSound8K.csv")
-    meta = meta[meta["slice_file_name"].isin(set(clips["clip_id"]))]
+    meta = pd.read_csv(root / "metadata" / "UrbanSound8K.csv").set_index("slice_file_name")
+    meta = meta.loc[clips["source"]].reset_index()
+    meta["slice_file_name"] = clips["clip_id"].to_numpy()
+    meta["fsID"] += clips["repeat"].to_numpy() * REPEAT_FSID
     (dest / "metadata").mkdir(parents=True)
     meta.to_csv(dest / "metadata" / "UrbanSound8K.csv", index=False)
     for fold, name, path in zip(clips["fold"], clips["clip_id"], clips["path"], strict=True):
@@ -110,6 +136,8 @@ def measure(root: Path, clips: pd.DataFrame, feature: str, scratch: Path,
                            str(sub), "--allow-missing"], {**env, "USBENCH_CACHE": str(cache)}))
         ids, built = _built_matrix(cache)
         shutil.rmtree(cache, ignore_errors=True)
+        if len(ids) != len(clips):
+            raise SystemExit(f"usbench built {len(ids):,} of {len(clips):,} clips ({feature})")
     serial_s, usb_s = statistics.median(serial), statistics.median(usb)
     serial_X = np.load(ref)
     order = {c: i for i, c in enumerate(clips["clip_id"])}
@@ -119,6 +147,7 @@ def measure(root: Path, clips: pd.DataFrame, feature: str, scratch: Path,
     # Each pair ran back to back, so its ratio is spared most of the machine's drift.
     pairs = [a / b for a, b in zip(serial, usb, strict=True)]  # in run order
     return {"feature": feature, "n_clips": len(clips), "serial_s": serial_s,
+            "distinct_clips": int(clips["source"].nunique()),
             "usbench_s": usb_s, "speed_up": serial_s / usb_s, "serial_runs_s": serial,
             "usbench_runs_s": usb, "pair_speed_ups": pairs,
             "pair_speed_up_median": statistics.median(pairs),
@@ -160,13 +189,14 @@ def main(data: Path, sizes: list[int | None], features: list[str], out: Path, en
     try:
         _filterbanks(features, scratch)
         for n in sizes:
-            # Every k-th clip, so a subset spans the folds and formats of the whole.
-            clips = all_clips if n is None or n >= len(all_clips) else \
-                all_clips.iloc[np.linspace(0, len(all_clips) - 1, n).astype(int)]
+            clips = sized(all_clips, n)
+            distinct = clips["source"].nunique()
             for feature in features:
-                row = measure(ds.root, clips.reset_index(drop=True), feature, scratch, repeat)
+                row = measure(ds.root, clips, feature, scratch, repeat)
                 rows.append(row)
-                print(f"{feature:<11} {row['n_clips']:>6,} clips  serial {row['serial_s']:7.1f} s"
+                note = "" if distinct == len(clips) else f" ({distinct:,} distinct)"
+                print(f"{feature:<11} {row['n_clips']:>6,} clips{note}  serial "
+                      f"{row['serial_s']:7.1f} s"
                       f"  usbench {row['usbench_s']:6.1f} s  {row['speed_up']:5.2f}x  (pairs: "
                       f"median {row['pair_speed_up_median']:.2f}x, {min(row['pair_speed_ups']):.2f}"
                       f"-{max(row['pair_speed_ups']):.2f}x)  largest difference "
