@@ -157,7 +157,7 @@ def test_overrides_are_typed():
     ("mlp", {"dropout": "1"}, "Parameter 'dropout' of model 'mlp' must be a number in [0, 1), "
      "got '1'. Example: --set dropout=0.5"),
     ("mlp", {"learning_rate": "nan"}, "Parameter 'learning_rate' of model 'mlp' must be a "
-     "number > 0, got 'nan'. Example: --set learning_rate=0.001"),
+     "number > 0, got 'nan'. Example: --set learning_rate=0.002"),
     ("mlp", {"val_fraction": "0.9"}, "Parameter 'val_fraction' of model 'mlp' must be a number "
      "in [0, 0.5], got '0.9'. Example: --set val_fraction=0.15"),
     ("mlp", {"hidden_units": "200,x"}, "Parameter 'hidden_units' of model 'mlp' must be "

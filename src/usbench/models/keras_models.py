@@ -239,8 +239,8 @@ class KerasClassifier:
             optimizer=keras.optimizers.Adam(learning_rate=p["learning_rate"]),
             loss="categorical_crossentropy",
             # A whole epoch's batches per compiled call: same batches, same order, same
-            # weights (checked bit-identical); the MLP's 245 batches of 32 rows an epoch at
-            # UrbanSound8K size take 0.18 s this way against 0.27 s 16 at a time.
+            # weights (checked bit-identical); 245 batches of 32 rows of the MLP, an epoch at
+            # UrbanSound8K size, took 0.18 s this way against 0.27 s 16 at a time.
             steps_per_execution=max(1, -(-len(train) // p["batch_size"])),
         )
         self.model_ = model
@@ -555,9 +555,12 @@ MLP = ModelSpec(
     default_params={
         "hidden_units": (200, 300),
         "dropout": 0.5,
-        "learning_rate": 1e-3,
-        # The tutorials' 32 rows and 100 epochs; weight decay 3e-3 on top (README).
-        "batch_size": 32,
+        # The tutorials' 100 epochs, weight decay 3e-3 on top. Batches of 128 at twice
+        # Adam's learning rate instead of their 32 at 1e-3: the same us8k-dev accuracy over
+        # seeds 0-19 (0.484 against 0.483) in a quarter of the steps and half the time
+        # (README, "Benchmarks", the models table).
+        "learning_rate": 2e-3,
+        "batch_size": 128,
         "epochs": 100,
         "l2": 3e-3,
         **_TRAINING_DEFAULTS,
