@@ -145,6 +145,8 @@ def main() -> None:
                         help="override a model's parameter, e.g. mlp.batch_size=64")
     parser.add_argument("--cnn-epochs", type=int, default=2,
                         help="epochs of the CNN's timing fit (default 2)")
+    parser.add_argument("--fold-jobs", type=int, default=1, metavar="N",
+                        help="train N folds side by side, as `usbench run --fold-jobs N`")
     parser.add_argument("--out", default="results/benchmarks/models.json")
     args = parser.parse_args()
 
@@ -177,14 +179,15 @@ def main() -> None:
             return spec.build(params, ctx)
 
         results = leave_one_fold_out(make, X, y, folds, recs,
-                                     len(ds.classes))
+                                     len(ds.classes), n_jobs=args.fold_jobs)
         wall = time.perf_counter() - t
         fit = [r.fit_seconds for r in results]
         pred = [r.predict_seconds for r in results]
         acc = [r.accuracy for r in results]
         entry = {"wall_seconds": wall, "fit_seconds": fit, "predict_seconds": pred,
                  "fold_accuracy": acc, "accuracy": float(np.mean(acc)),
-                 "accuracy_std": float(np.std(acc)), "params": params}
+                 "accuracy_std": float(np.std(acc)), "params": params,
+                 "fold_jobs": args.fold_jobs}
         line = (f"{name:<7} 10 folds in {wall:6.1f} s (fit {sum(fit):6.1f} s, predict "
                 f"{sum(pred):5.2f} s, other {wall - sum(fit) - sum(pred):4.1f} s); accuracy "
                 f"{np.mean(acc):.3f} ± {np.std(acc):.3f}")

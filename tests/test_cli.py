@@ -150,6 +150,11 @@ def test_bad_flag_values_are_refused(capsys):
         run_cli("features", "build", "--features", "logmel", "--jobs", "0")
     assert exit_.value.code == 2
     assert "expected a positive integer, got 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        run_cli("run", "--model", "mlp", "--features", "mfcc-stats", "--fold-jobs", "0")
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--fold-jobs: expected a positive integer, got 0" in err[0]
 
 
 def test_help_imports_no_heavy_library():

@@ -109,3 +109,71 @@ def test_macro_f1_leaves_out_classes_absent_from_a_fold():
                        y_true=y, n_train=10, fit_seconds=0.0, predict_seconds=0.0, history={})
     # Predicting the absent class 3 for a clip of class 2 still costs: F1 of class 2 is 0.
     assert score([wrong], tuple("abcd")).macro_f1 == pytest.approx(2 / 3)
+
+
+class RowSpy(Spy):
+    """Reports, through its history, the rows it was fitted on and the process it ran in."""
+
+    def fit(self, X, y, groups=None, folds=None, variants=None):
+        import os
+
+        super().fit(X, y, groups, folds, variants)
+        self.history_ = {"seen": X[:, 0].astype(int).tolist(), "pid": os.getpid()}
+        return self
+
+
+def test_folds_in_worker_processes_see_only_their_training_rows_and_arrive_in_order():
+    import os
+
+    X, y, fold, rec = _data()
+    arrived = []
+    results = leave_one_fold_out(lambda f: RowSpy(), X, y, fold, rec, N_CLASSES, n_jobs=2,
+                                 on_fold=lambda r: arrived.append(r.fold))
+    assert [r.fold for r in results] == arrived == list(range(1, 11))
+    assert os.getpid() not in {r.history["pid"] for r in results}
+    for r in results:
+        seen, test_rows = set(r.history["seen"]), set(r.test_index)
+        assert not seen & test_rows
+        assert seen | test_rows == set(range(len(X)))
+        assert r.n_train == len(seen)
+
+
+def test_folds_in_worker_processes_give_the_results_of_one_process():
+    from usbench.models import get_model
+    from usbench.models.base import BuildContext
+
+    rng = np.random.default_rng(1)
+    X, y, fold, rec = _data(per_fold=12)
+    X = (X + rng.standard_normal(X.shape) * y[:, None]).astype(np.float32)
+    spec = get_model("logreg")
+    ctx = BuildContext(n_classes=N_CLASSES, input_shape=X.shape[1:], seed=0)
+    runs = [leave_one_fold_out(lambda f: spec.build(spec.params({}), ctx), X, y, fold, rec,
+                               N_CLASSES, test_folds=[1, 4, 9], n_jobs=jobs)
+            for jobs in (1, 2)]
+    for one, other in zip(*runs, strict=True):
+        assert one.fold == other.fold and one.n_train == other.n_train
+        np.testing.assert_array_equal(one.proba, other.proba)
+
+
+def test_an_error_in_on_fold_stops_the_workers_folds(tmp_path):
+    log = tmp_path / "fits.txt"
+
+    class Slow(Spy):
+        def fit(self, X, y, groups=None, folds=None, variants=None):
+            import time
+
+            time.sleep(0.3)
+            with open(log, "a") as fh:
+                fh.write("fit\n")
+            return super().fit(X, y, groups, folds, variants)
+
+    def stop(result):
+        raise KeyboardInterrupt
+
+    X, y, fold, rec = _data()
+    with pytest.raises(KeyboardInterrupt):
+        leave_one_fold_out(lambda f: Slow(), X, y, fold, rec, N_CLASSES, n_jobs=2, on_fold=stop)
+    import time
+
+    time.sleep(1.5)  # what was running finishes; nothing else starts
+    assert len(log.read_text().splitlines()) < 10

@@ -89,6 +89,19 @@ def test_same_seed_same_fold_accuracies_keras(tiny_root_ro):
     np.testing.assert_array_equal(runs[0].folds[0].proba, runs[1].folds[0].proba)
 
 
+def test_folds_in_worker_processes_record_what_one_process_does(tiny_root_ro):
+    # Keras in workers held to one TensorFlow thread each: the same probabilities, bit for
+    # bit, as this process's training with TensorFlow's own threads.
+    runs = [run_experiment(_cfg(tiny_root_ro, model="mlp", folds=(2, 5, 9), overrides=TINY_MLP,
+                                fold_jobs=jobs), progress=False) for jobs in (1, 2)]
+    assert [f.fold for f in runs[1].folds] == [2, 5, 9]
+    for one, other in zip(runs[0].folds, runs[1].folds, strict=True):
+        np.testing.assert_array_equal(one.proba, other.proba)
+        assert one.history == other.history
+    assert runs[0].config_id == runs[1].config_id
+    assert runs[0].scores.accuracy == runs[1].scores.accuracy
+
+
 def test_cnn_runs_on_logmel(tiny_root_ro):
     out = run_experiment(_cfg(tiny_root_ro, model="cnn", features="logmel", folds=(1,),
                               overrides=TINY_CNN), progress=False)

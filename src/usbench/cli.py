@@ -179,6 +179,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--register", metavar="NAME",
                      help="with --save-model: also register the model under NAME in the MLflow "
                           "model registry")
+    run.add_argument("--fold-jobs", type=_positive_int, default=1, metavar="N",
+                     help="train N test folds side by side in worker processes (default 1): "
+                          "the same results; pays for the MLP, whose folds use one core "
+                          "each, not for rf or the CNN, which use them all")
     run.add_argument("--from-study", metavar="NAME",
                      help="the parameters were chosen by this sweep's study on the same folds: "
                           "label the run \"selected on CV\" (sweeps print this command)")
@@ -367,7 +371,8 @@ def _run_config(args: argparse.Namespace):
                      tracking_uri=args.tracking_uri or file.get("tracking_uri"),
                      save_model=args.save_model or bool(file.get("save_model", False)),
                      register=args.register,
-                     jobs=args.jobs, augment=augment, from_study=args.from_study)
+                     jobs=args.jobs, augment=augment, from_study=args.from_study,
+                     fold_jobs=args.fold_jobs)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

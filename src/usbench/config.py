@@ -155,6 +155,8 @@ class RunConfig:
             None: each training fold then also offers cached deformed copies of its clips.
         from_study: the Optuna study that chose these parameters on the same folds (the run
             is then labelled "selected on CV"), or None: a single run.
+        fold_jobs: worker processes training test folds side by side (1: one after
+            another in this process). The same results either way (not part of any key).
     """
 
     data: DataConfig = DataConfig()
@@ -170,6 +172,7 @@ class RunConfig:
     jobs: int | None = None
     augment: AudioAugment | None = None
     from_study: str | None = None
+    fold_jobs: int = 1
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

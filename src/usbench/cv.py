@@ -2,12 +2,17 @@
 
 Nothing here touches disk or MLflow, or tunes anything. The split is scikit-learn's
 ``LeaveOneGroupOut`` over the fold column: each tested fold is predicted by an estimator
-fitted on every other present fold, and only on those rows.
+fitted on every other present fold, and only on those rows. Folds run one after another, or
+in ``n_jobs`` joblib worker processes, as scikit-learn's ``cross_validate(n_jobs=...)`` runs
+them; either way the results come back in fold order.
 """
 
 from __future__ import annotations
 
+import os
+import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -79,6 +84,38 @@ def check_folds(folds: np.ndarray, test_folds: Sequence[int] | None) -> list[int
     return wanted
 
 
+def _fit_predict(make_estimator: Callable[[int], Estimator], fold: int, X_train: np.ndarray,
+                 y_train: np.ndarray, groups: np.ndarray, folds_train: np.ndarray,
+                 variants_train: np.ndarray | None, X_test: np.ndarray
+                 ) -> tuple[np.ndarray, dict, float, float, float]:
+    """Fit a fresh estimator for test fold `fold` on the training rows, predict the test rows.
+
+    Returns:
+        (probabilities as float64, shape (n_test, n_classes), the estimator's history, clock
+        time before the fit, fit seconds, predict seconds).
+    """
+    est = make_estimator(fold)
+    started = time.time()
+    t0 = time.perf_counter()
+    est.fit(X_train, y_train, groups=groups, folds=folds_train, variants=variants_train)
+    t1 = time.perf_counter()
+    proba = np.asarray(est.predict_proba(X_test), dtype=np.float64)
+    t2 = time.perf_counter()
+    return proba, dict(getattr(est, "history_", {}) or {}), started, t1 - t0, t2 - t1
+
+
+def _in_worker(threads: int, *args):
+    """``_fit_predict`` in a worker process, with `threads` threads for TensorFlow.
+
+    Two workers on two cores each get one: TensorFlow would otherwise start a thread pool
+    per core in each (joblib already limits BLAS and OpenMP). TensorFlow reads the setting
+    when it starts, so a worker that already started it keeps its first value.
+    """
+    if "tensorflow" not in sys.modules:
+        os.environ["TF_NUM_INTRAOP_THREADS"] = str(threads)
+    return _fit_predict(*args)
+
+
 def leave_one_fold_out(
     make_estimator: Callable[[int], Estimator],
     X: np.ndarray,
@@ -89,6 +126,7 @@ def leave_one_fold_out(
     test_folds: Sequence[int] | None = None,
     on_fold: Callable[[FoldResult], None] | None = None,
     variants: np.ndarray | None = None,
+    n_jobs: int = 1,
 ) -> list[FoldResult]:
     """Evaluate one configuration under leave-one-fold-out.
 
@@ -103,6 +141,10 @@ def leave_one_fold_out(
         on_fold: called after each fold, e.g. for progress or pruning.
         variants: audio-augmented variants of each clip, shape (n_clips, k, *feature shape),
             or None; ``fit`` gets those of its training rows only.
+        n_jobs: worker processes training folds side by side (1: in this process, one
+            after another). `make_estimator` must then be picklable by cloudpickle (a lambda
+            is). Each worker gets its fold's rows only, and ``on_fold`` still runs here, in
+            fold order.
 
     Returns:
         One FoldResult per tested fold, in fold order.
@@ -110,29 +152,46 @@ def leave_one_fold_out(
     from sklearn.model_selection import LeaveOneGroupOut
 
     wanted = check_folds(folds, test_folds)
+    splits = [(int(folds[test[0]]), train, test)
+              for train, test in LeaveOneGroupOut().split(X, y, groups=folds)
+              if int(folds[test[0]]) in wanted]
+
+    def task(fold: int, train: np.ndarray, test: np.ndarray) -> tuple:
+        # Sliced when its fold starts: a copy of the training rows per fold, not all at once.
+        return (make_estimator, fold, X[train], y[train], recordings[train], folds[train],
+                None if variants is None else variants[train], X[test])
+
+    jobs = min(n_jobs, len(splits))
+    if jobs > 1:
+        from joblib import Parallel, delayed
+
+        from usbench.extract import default_jobs
+
+        threads = max(1, default_jobs() // jobs)  # the cores this process may use
+        outcomes = Parallel(n_jobs=jobs, return_as="generator")(
+            delayed(_in_worker)(threads, *task(*split)) for split in splits)
+    else:
+        outcomes = (_fit_predict(*task(*split)) for split in splits)
     results = []
-    for train, test in LeaveOneGroupOut().split(X, y, groups=folds):
-        fold = int(folds[test[0]])
-        if fold not in wanted:
-            continue
-        est = make_estimator(fold)
-        started = time.time()
-        t0 = time.perf_counter()
-        est.fit(X[train], y[train], groups=recordings[train], folds=folds[train],
-                variants=None if variants is None else variants[train])
-        t1 = time.perf_counter()
-        proba = np.asarray(est.predict_proba(X[test]), dtype=np.float64)
-        t2 = time.perf_counter()
-        if proba.shape != (len(test), n_classes):
-            raise FoldError(
-                f"Fold {fold}: the model returned probabilities of shape {proba.shape}, "
-                f"expected {(len(test), n_classes)}. This is a bug in the model family."
-            )
-        result = FoldResult(fold=fold, test_index=test, proba=proba, y_true=y[test],
-                            n_train=len(train), fit_seconds=t1 - t0, predict_seconds=t2 - t1,
-                            history=dict(getattr(est, "history_", {}) or {}),
-                            started=started, ended=started + (t2 - t0))
-        results.append(result)
-        if on_fold:
-            on_fold(result)
+    try:
+        for (fold, train, test), outcome in zip(splits, outcomes, strict=True):
+            proba, history, started, fit_s, predict_s = outcome
+            if proba.shape != (len(test), n_classes):
+                raise FoldError(
+                    f"Fold {fold}: the model returned probabilities of shape {proba.shape}, "
+                    f"expected {(len(test), n_classes)}. This is a bug in the model family."
+                )
+            result = FoldResult(fold=fold, test_index=test, proba=proba, y_true=y[test],
+                                n_train=len(train), fit_seconds=fit_s,
+                                predict_seconds=predict_s, history=history,
+                                started=started, ended=started + fit_s + predict_s)
+            results.append(result)
+            if on_fold:
+                on_fold(result)
+    finally:
+        # A fold that raised, or an on_fold that did (pruning, Ctrl-C), ends the others:
+        # closing joblib's generator cancels the folds not yet started (and would warn so).
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*still being processed by the workers")
+            getattr(outcomes, "close", lambda: None)()
     return results

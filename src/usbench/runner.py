@@ -330,8 +330,10 @@ def load_inputs(data, features: str, *, jobs: int | None = None,
                   variants=variants, augment=augment)
 
 
-def evaluate(spec, params: dict, inp: Inputs, *, seed: int, test_folds=None, on_fold=None):
-    """Leave-one-fold-out of one configuration on `inp`: a list of FoldResult."""
+def evaluate(spec, params: dict, inp: Inputs, *, seed: int, test_folds=None, on_fold=None,
+             n_jobs: int = 1):
+    """Leave-one-fold-out of one configuration on `inp`: a list of FoldResult (folds in
+    `n_jobs` worker processes when above 1)."""
     from usbench import cv
     from usbench.models.base import BuildContext
 
@@ -340,7 +342,7 @@ def evaluate(spec, params: dict, inp: Inputs, *, seed: int, test_folds=None, on_
     return cv.leave_one_fold_out(lambda fold: spec.build(params, replace(ctx, test_fold=fold)),
                                  inp.X, inp.y, inp.folds, inp.recordings,
                                  len(inp.dataset.classes), test_folds=test_folds,
-                                 on_fold=on_fold, variants=inp.variants)
+                                 on_fold=on_fold, variants=inp.variants, n_jobs=n_jobs)
 
 
 def log_fold(r) -> None:
@@ -528,7 +530,7 @@ def run_experiment(cfg, *, progress: bool = True) -> RunOutcome:
     log.info(f"{cfg.model} on {cfg.features}, {inp.dataset.name}: leave-one-fold-out over "
              f"folds {', '.join(map(str, test_folds))}")
     results = evaluate(spec, params, inp, seed=cfg.seed, test_folds=test_folds,
-                       on_fold=log_fold)
+                       on_fold=log_fold, n_jobs=cfg.fold_jobs)
     final = fit_final(spec, params, inp, seed=cfg.seed) if cfg.save_model else None
     return record(model=cfg.model, features=cfg.features, params=params, seed=cfg.seed,
                   inp=inp, results=results, config=cfg.to_dict(), final_estimator=final,
