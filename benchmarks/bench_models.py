@@ -188,9 +188,11 @@ def main() -> None:
                  "fold_accuracy": acc, "accuracy": float(np.mean(acc)),
                  "accuracy_std": float(np.std(acc)), "params": params,
                  "fold_jobs": args.fold_jobs}
+        split = (f"other {wall - sum(fit) - sum(pred):4.1f} s" if args.fold_jobs == 1 else
+                 f"summed over {args.fold_jobs} workers")
         line = (f"{name:<7} 10 folds in {wall:6.1f} s (fit {sum(fit):6.1f} s, predict "
-                f"{sum(pred):5.2f} s, other {wall - sum(fit) - sum(pred):4.1f} s); accuracy "
-                f"{np.mean(acc):.3f} ± {np.std(acc):.3f}")
+                f"{sum(pred):5.2f} s, {split}); accuracy {np.mean(acc):.3f} ± "
+                f"{np.std(acc):.3f}")
         if "epochs_run" in results[0].history:
             epochs = [r.history["epochs_run"] for r in results]
             per_epoch = sum(fit) / sum(epochs)
