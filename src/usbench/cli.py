@@ -181,8 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "model registry")
     run.add_argument("--fold-jobs", type=_positive_int, default=1, metavar="N",
                      help="train N test folds side by side in worker processes (default 1): "
-                          "the same results; pays for the MLP, whose folds use one core "
-                          "each, not for rf or the CNN, which use them all")
+                          "the same results; pays for the MLP, whose fold gains little from "
+                          "a second core, not for rf or the CNN, which use every core")
     run.add_argument("--from-study", metavar="NAME",
                      help="the parameters were chosen by this sweep's study on the same folds: "
                           "label the run \"selected on CV\" (sweeps print this command)")
