@@ -333,7 +333,13 @@ def main(argv: list[str] | None = None) -> int:
         sys.path.insert(0, str(Path(__file__).parent))
         import real_audio
 
-        sizes = [None if s == "all" else int(s) for s in args.sizes.split(",")]
+        try:
+            sizes = [None if s == "all" else int(s) for s in args.sizes.split(",")]
+        except ValueError:
+            parser.error(f"--sizes: expected 'all' or clip counts, comma-separated (all,300), "
+                         f"got {args.sizes!r}")
+        if any(n is not None and n < 1 for n in sizes):
+            parser.error(f"--sizes: clip counts must be >= 1, got {args.sizes!r}")
         out = args.out.with_name("features_real.json")
         return real_audio.main(args.data.expanduser(), sizes, args.features.split(","), out,
                                environment(), repeat=max(1, args.repeat))
