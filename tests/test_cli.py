@@ -55,6 +55,17 @@ def test_features_build_counts_silent_and_short_clips(tiny_root, capsys):
                            "shorter than one analysis window")
 
 
+def test_features_build_of_an_urbansound8k_root_does_not_import_pandas(tiny_root_ro):
+    """pandas takes 0.22 s to import: more than the rest of a small build's start-up."""
+    code = ("import sys; from usbench.cli import main; "
+            f"code = main(['features', 'build', '--features', 'mfcc-mean', '--data', "
+            f"{str(tiny_root_ro)!r}]); "
+            "print(code, sorted(m for m in sys.modules if m.split('.')[0] == 'pandas')[:3])")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.splitlines()[-1] == "0 []"
+
+
 def test_features_build_then_from_cache(tiny_root_ro, capsys):
     args = ("features", "build", "--features", "mfcc-mean", "--data", str(tiny_root_ro),
             "--jobs", "1")

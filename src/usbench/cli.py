@@ -313,7 +313,7 @@ def cmd_features_build(args: argparse.Namespace) -> int:
           f"{source} in {built.seconds:.2f} s")
     _print_fold_plan(ds.fold_plan)
     if ds.partial:
-        print(f"partial dataset: {ds.n_missing:,} of {len(ds.listed):,} listed clips missing")
+        print(f"partial dataset: {ds.n_missing:,} of {ds.n_listed:,} listed clips missing")
     if m.bad:
         print(f"left out {len(m.bad)} undecodable clip(s), listed in {m.path / 'manifest.json'}")
     silent = sum(n["note"] == "silent" for n in m.notes)

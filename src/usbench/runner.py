@@ -99,11 +99,11 @@ def build_features(cfg: BuildConfig, *, progress: bool = True,
     else:
         manifest = store.begin({
             "key": store.key, "key_inputs": inputs, "dataset": ds.name,
-            "root": str(ds.root), "n_clips": len(ds.clips), "chunk_size": cfg.chunk_size,
+            "root": str(ds.root), "n_clips": ds.n_clips, "chunk_size": cfg.chunk_size,
             "shape": list(shape), "dtype": "float32",
         })
         size = manifest["chunk_size"]
-        ids, paths = ds.clips["clip_id"].tolist(), ds.clips["path"].tolist()
+        ids, paths = ds.column("clip_id"), ds.column("path")
         chunks = [(ids[a : a + size], paths[a : a + size]) for a in range(0, len(ids), size)]
         for path, reason in store.drop_damaged_shards():
             log.warning(f"warning: cache chunk {path} was damaged ({reason}); it is "
@@ -134,7 +134,7 @@ def build_features(cfg: BuildConfig, *, progress: bool = True,
         store.finalize(len(chunks), shape)
         matrix = store.load(computed=n_todo)
     if matrix.bad and not cfg.skip_bad:
-        raise _bad_clips_error(matrix.bad, len(ds.clips), ds.root)
+        raise _bad_clips_error(matrix.bad, ds.n_clips, ds.root)
     return BuiltFeatures(dataset=ds, feature_set=fs, matrix=matrix,
                          seconds=time.perf_counter() - start)
 

@@ -1,10 +1,13 @@
 """Validation of an UrbanSound8K root: each bad input is one line naming the fix."""
 
+import os
+
 import pandas as pd
 import pytest
 
-from usbench.config import DataConfig
+from usbench.config import DataConfig, fingerprint
 from usbench.datasets import open_dataset
+from usbench.datasets.base import CLIP_COLUMNS
 from usbench.errors import DatasetError
 
 
@@ -125,3 +128,55 @@ def test_fingerprint_ignores_location_but_not_labels(tiny_root_ro, tiny_root):
     moved = _open(tiny_root, allow_missing=True)  # the moved clip is now "missing"
     assert moved.fingerprint() != a.fingerprint()
     shutil.rmtree(tiny_root)
+
+
+def test_clips_and_cache_keys_are_those_of_reading_the_table_with_pandas(tiny_root):
+    """The metadata table is read without pandas; the clip table (order, dtypes) and the keys
+    the feature cache uses stay what reading it with pandas gives, so caches stay valid."""
+    (tiny_root / "audio" / "fold2" / pd.read_csv(_csv(tiny_root)).query("fold == 2")
+     ["slice_file_name"].iloc[0]).unlink()
+    ds = _open(tiny_root, allow_missing=True)
+    table = pd.read_csv(_csv(tiny_root))
+    audio = tiny_root.resolve() / "audio"
+    listed = pd.DataFrame({
+        "clip_id": table["slice_file_name"].astype(str),
+        "path": [os.path.join(audio, f"fold{f}", n)
+                 for f, n in zip(table["fold"], table["slice_file_name"], strict=True)],
+        "label": table["class"].astype(str),
+        "class_id": table["classID"],
+        "fold": table["fold"],
+        "recording": table["fsID"],
+    }).sort_values(["fold", "clip_id"], ignore_index=True)
+    present = listed["path"].map(os.path.exists)
+    assert 0 < ds.n_missing == int((~present).sum())
+    pd.testing.assert_frame_equal(ds.listed[CLIP_COLUMNS], listed)
+    clips = listed[present].reset_index(drop=True)
+    pd.testing.assert_frame_equal(ds.clips[CLIP_COLUMNS], clips)
+    assert ds.column("path") == clips["path"].tolist()
+    sizes = [os.path.getsize(p) for p in clips["path"]]
+    rows = clips[["clip_id", "class_id", "fold", "recording"]].assign(size=sizes)
+    assert ds.fingerprint() == fingerprint(
+        {"name": ds.name, "classes": ds.classes, "clips": rows.to_numpy().tolist()})
+    mtimes = [os.stat(p).st_mtime_ns for p in clips["path"]]
+    assert ds.files_stamp() == fingerprint(mtimes)
+
+
+def test_blank_lines_count_in_the_line_numbers_of_messages(tiny_root):
+    table = _edit(tiny_root, lambda t: t.assign(fold=t["fold"].where(t.index != 4, 11)))
+    header, *rows = _csv(tiny_root).read_text().splitlines()
+    _csv(tiny_root).write_text("\n".join([header, "", *rows]) + "\n")
+    with pytest.raises(DatasetError) as err:
+        _open(tiny_root)
+    assert str(err.value).startswith(
+        f"{_csv(tiny_root)} line 7 ({table.loc[4, 'slice_file_name']}): fold 11 is outside")
+
+
+def test_a_row_longer_than_the_header_is_one_line(tiny_root):
+    header, *rows = _csv(tiny_root).read_text().splitlines()
+    rows[1] += ",extra"
+    _csv(tiny_root).write_text("\n".join([header, *rows]) + "\n")
+    with pytest.raises(DatasetError) as err:
+        _open(tiny_root)
+    assert str(err.value) == (
+        f"{_csv(tiny_root)} line 3: 9 fields where the header has 8. Quote cells that hold "
+        "commas, or remove the extra fields.")

@@ -5,20 +5,30 @@ same clip table: one row per usable clip, columns ``clip_id, path, label, class_
 recording``; the class list comes from the dataset's own labels, never from the clips present.
 This module also reads the UrbanSound8K layout: ``<root>/metadata/UrbanSound8K.csv`` +
 ``<root>/audio/fold<N>/<slice_file_name>`` (the synthetic set uses it too).
+
+The UrbanSound8K layout is read and checked without pandas (the stdlib ``csv`` module and a
+``Table`` of cell strings): importing pandas costs 0.22 s, more than the rest of a 300-clip
+``features build``'s start-up. ``Dataset.clips`` and ``.listed`` are DataFrames built on first
+use; the feature build reads ``Dataset.column`` instead.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from usbench.config import fingerprint
 from usbench.errors import DatasetError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 METADATA = Path("metadata") / "UrbanSound8K.csv"
 REQUIRED_COLUMNS = ("slice_file_name", "fsID", "fold", "classID", "class")
@@ -70,8 +80,8 @@ class Dataset:
         name: registry name (``urbansound8k``, ``esc50``, ``csv``, ...).
         root: absolute root folder.
         classes: class names ordered by class id, from the dataset's labels.
-        listed: every clip the dataset lists, with a boolean ``present`` column.
-        clips: the usable clips (present ones), columns ``CLIP_COLUMNS``, sorted by fold then id.
+        columns: every listed clip, as columns (``CLIP_COLUMNS`` plus ``size``, ``mtime_ns``
+            and ``present``) of equal-length lists, sorted by fold then id.
         table: the file the clips are listed in (for messages), or the root for class folders.
         fold_plan: where the folds come from.
     """
@@ -79,19 +89,58 @@ class Dataset:
     name: str
     root: Path
     classes: tuple[str, ...]
-    listed: pd.DataFrame = field(repr=False)
-    clips: pd.DataFrame = field(repr=False)
+    columns: dict[str, list] = field(repr=False, compare=False)
     table: Path | None = None
     fold_plan: FoldPlan = OFFICIAL
 
+    @cached_property
+    def _present(self) -> list[int]:
+        return [i for i, here in enumerate(self.columns["present"]) if here]
+
+    def column(self, name: str) -> list:
+        """One column of the usable (present) clips, in ``clips`` order, without pandas."""
+        values = self.columns[name]
+        return [values[i] for i in self._present]
+
+    @property
+    def n_clips(self) -> int:
+        """Usable clips (rows of ``clips``)."""
+        return len(self._present)
+
+    @property
+    def n_listed(self) -> int:
+        return len(self.columns["present"])
+
+    @cached_property
+    def listed(self) -> pd.DataFrame:
+        """Every clip the dataset lists, with a boolean ``present`` column."""
+        import pandas as pd
+
+        return pd.DataFrame(self.columns)
+
+    @cached_property
+    def clips(self) -> pd.DataFrame:
+        """The usable clips (present ones), columns ``CLIP_COLUMNS`` (and ``size``,
+        ``mtime_ns``, ``present``), sorted by fold then id."""
+        listed = self.listed
+        return listed.loc[listed["present"]].reset_index(drop=True)
+
     @property
     def n_missing(self) -> int:
-        return int((~self.listed["present"]).sum())
+        return self.n_listed - self.n_clips
 
     @property
     def partial(self) -> bool:
         """True when some listed clips are absent, so results cover only part of the data."""
         return self.n_missing > 0
+
+    def _rows(self, cols: Sequence[str], by_id: bool = False) -> list[list]:
+        """The usable clips' values of `cols`, one list per clip (in id order if `by_id`)."""
+        rows = [list(r) for r in zip(*(self.column(c) for c in cols), strict=True)]
+        if by_id:
+            ids = self.column("clip_id")
+            rows = [rows[i] for i in sorted(range(len(ids)), key=ids.__getitem__)]
+        return rows
 
     def fingerprint(self) -> str:
         """Key of the usable clips' identity, labels, folds, recordings and file sizes, and of
@@ -100,8 +149,7 @@ class Dataset:
         Stable when the root is copied elsewhere; changes when a clip is added, removed,
         relabelled, moved to another fold or re-encoded to another size.
         """
-        cols = ["clip_id", "class_id", "fold", "recording", "size"]
-        rows = self.clips[cols].to_numpy().tolist()
+        rows = self._rows(["clip_id", "class_id", "fold", "recording", "size"])
         key = {"name": self.name, "classes": self.classes, "clips": rows}
         if self.fold_plan != OFFICIAL:
             key["fold_plan"] = dataclasses.asdict(self.fold_plan)
@@ -116,22 +164,42 @@ class Dataset:
         """
         if self.fold_plan == OFFICIAL:
             return self.fingerprint()
-        rows = self._by_id()[["clip_id", "size"]].to_numpy().tolist()
-        return fingerprint({"name": self.name, "clips": rows})
+        return fingerprint({"name": self.name,
+                            "clips": self._rows(["clip_id", "size"], by_id=True)})
 
     def files_stamp(self) -> str:
         """Key of the usable files' modification times: a rewritten file gets a new stamp."""
-        clips = self.clips if self.fold_plan == OFFICIAL else self._by_id()
-        return fingerprint(clips["mtime_ns"].tolist())
-
-    def _by_id(self) -> pd.DataFrame:
-        """The clips in id order, whatever their folds (official layouts keep fold order in
-        their keys, as they always have)."""
-        return self.clips.sort_values("clip_id", kind="stable")
+        # Official layouts keep fold order in their keys, as they always have; the user's own
+        # folds use id order, whatever the folds.
+        rows = self._rows(["mtime_ns"], by_id=self.fold_plan != OFFICIAL)
+        return fingerprint([r[0] for r in rows])
 
     def relative(self, path: str) -> str:
         """`path` relative to the root, for messages."""
         return os.path.relpath(path, self.root)
+
+
+class Table:
+    """A CSV table as columns of cell strings, with each row's line number in the file
+    (column ``line``), read by the stdlib ``csv`` module. The checks below take it or a
+    DataFrame alike: ``table.columns``, ``table[col]`` (iterable) and ``table[col] = values``.
+    """
+
+    def __init__(self, columns: dict[str, list]):
+        self._columns = columns
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self._columns)
+
+    def __getitem__(self, col: str) -> list:
+        return self._columns[col]
+
+    def __setitem__(self, col: str, values: Iterable) -> None:
+        self._columns[col] = list(values)
+
+    def __len__(self) -> int:
+        return len(self._columns["line"])
 
 
 def _where(csv: Path, line: int, name: str) -> str:
@@ -139,11 +207,14 @@ def _where(csv: Path, line: int, name: str) -> str:
 
 
 def read_table(csv: Path, what: str) -> pd.DataFrame:
-    """Read a CSV table with a ``line`` column (its line number in the file, for messages).
+    """Read a CSV table with pandas, with a ``line`` column (its line number in the file, for
+    messages).
 
     Args:
         what: what the table is, for the not-found message ("Metadata table", ...).
     """
+    import pandas as pd
+
     if not csv.is_file():
         raise DatasetError(f"{what} {csv} not found.")
     try:
@@ -153,7 +224,40 @@ def read_table(csv: Path, what: str) -> pd.DataFrame:
     return table.assign(line=range(2, len(table) + 2))
 
 
-def require_columns(csv: Path, table: pd.DataFrame, required: Sequence[str]) -> None:
+def read_cells(csv: Path) -> Table:
+    """Read a CSV table as cell strings (no type guessing), skipping blank lines; a row
+    shorter than the header is padded with empty cells.
+
+    Raises:
+        DatasetError: not UTF-8, no header row, a row longer than the header, or bad quoting.
+    """
+    import csv as csv_module
+
+    try:
+        with open(csv, newline="", encoding="utf-8-sig") as fh:
+            reader = csv_module.reader(fh)
+            header = next((row for row in reader if row), None)
+            if header is None:
+                raise DatasetError(f"{csv} is not a readable CSV table (it has no header row).")
+            rows, lines = [], []
+            for row in reader:
+                if not row:
+                    continue
+                if len(row) > len(header):
+                    raise DatasetError(
+                        f"{csv} line {reader.line_num}: {len(row)} fields where the header "
+                        f"has {len(header)}. Quote cells that hold commas, or remove the "
+                        "extra fields.")
+                rows.append(row + [""] * (len(header) - len(row)))
+                lines.append(reader.line_num)
+    except (csv_module.Error, UnicodeDecodeError) as exc:
+        raise DatasetError(f"{csv} is not a readable CSV table ({exc}).") from None
+    columns = {name: [row[i] for row in rows] for i, name in enumerate(header)}
+    columns["line"] = lines
+    return Table(columns)
+
+
+def require_columns(csv: Path, table: Table | pd.DataFrame, required: Sequence[str]) -> None:
     missing = [c for c in required if c not in table.columns]
     if missing:
         raise DatasetError(
@@ -161,83 +265,123 @@ def require_columns(csv: Path, table: pd.DataFrame, required: Sequence[str]) -> 
         )
 
 
-def integer_columns(csv: Path, table: pd.DataFrame, columns: Sequence[str], name_col: str) -> None:
-    """Make `columns` int64 in place; a non-integer cell is a one-line error naming its line."""
+def _integer(value: Any) -> int | None:
+    """`value` (a cell string or a number) as an int, or None when it is not an integer."""
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            pass
+    elif isinstance(value, int):  # numpy's integers are not, and go through float
+        return value
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return int(number) if math.isfinite(number) and number == round(number) else None
+
+
+def _shown(value: Any) -> str:
+    """A bad cell as messages show it: numbers as written, text quoted."""
+    if isinstance(value, str):
+        try:
+            float(value)
+            return value
+        except ValueError:
+            return repr(value)
+    return repr(value)
+
+
+def integer_columns(csv: Path, table: Table | pd.DataFrame, columns: Sequence[str],
+                    name_col: str) -> None:
+    """Make `columns` integers in place; a non-integer cell is a one-line error naming its
+    line."""
+    lines, names = list(table["line"]), list(table[name_col])
     for col in columns:
-        values = pd.to_numeric(table[col], errors="coerce")
-        bad = table[values.isna() | (values != values.round())]
-        if len(bad):
-            row = bad.iloc[0]
+        cells = list(table[col])
+        values = [_integer(v) for v in cells]
+        if None in values:
+            i = values.index(None)
             raise DatasetError(
-                f"{_where(csv, row['line'], row[name_col])}: {col} "
-                f"{row[col]!r} is not an integer. Fix the {col} column."
+                f"{_where(csv, lines[i], names[i])}: {col} {_shown(cells[i])} is not an "
+                f"integer. Fix the {col} column."
             )
-        table[col] = values.astype("int64")
+        table[col] = values
 
 
-def check_fold_range(csv: Path, table: pd.DataFrame, folds: Sequence[int], name_col: str,
-                     fold_col: str = "fold") -> None:
-    bad = table[~table[fold_col].isin(folds)]
-    if len(bad):
-        row = bad.iloc[0]
+def check_fold_range(csv: Path, table: Table | pd.DataFrame, folds: Sequence[int],
+                     name_col: str, fold_col: str = "fold") -> None:
+    values = list(table[fold_col])
+    bad = [i for i, f in enumerate(values) if f not in folds]
+    if bad:
+        i = bad[0]
         raise DatasetError(
-            f"{_where(csv, row['line'], row[name_col])}: fold {row[fold_col]} is "
-            f"outside {folds[0]}-{folds[-1]} ({len(bad)} such row(s)). Fix the {fold_col} "
-            "column."
+            f"{_where(csv, list(table['line'])[i], list(table[name_col])[i])}: fold "
+            f"{values[i]} is outside {folds[0]}-{folds[-1]} ({len(bad)} such row(s)). Fix the "
+            f"{fold_col} column."
         )
 
 
-def check_class_ids(csv: Path, table: pd.DataFrame, id_col: str, class_col: str,
+def check_class_ids(csv: Path, table: Table | pd.DataFrame, id_col: str, class_col: str,
                     name_col: str) -> None:
     """Each class id has one name and each name one id (messages name the line)."""
-    table[class_col] = table[class_col].astype(str)
-    usual = table.groupby(id_col)[class_col].agg(lambda s: s.value_counts().index[0])
-    wrong = table[table[class_col] != table[id_col].map(usual)]
-    if len(wrong):
-        row = wrong.iloc[0]
+    table[class_col] = [str(v) for v in table[class_col]]
+    ids, names = list(table[id_col]), list(table[class_col])
+    counts: dict[int, Counter] = {}
+    for i, name in zip(ids, names, strict=True):
+        counts.setdefault(i, Counter())[name] += 1
+    usual = {i: c.most_common(1)[0][0] for i, c in sorted(counts.items())}
+    for k, (i, name) in enumerate(zip(ids, names, strict=True)):
+        if name != usual[i]:
+            raise DatasetError(
+                f"{_where(csv, list(table['line'])[k], list(table[name_col])[k])}: {id_col} "
+                f"{i} is labelled '{name}', but {id_col} {i} is '{usual[i]}' elsewhere. Fix "
+                f"the {id_col} or {class_col} column."
+            )
+    ids_of: dict[str, list[int]] = {}
+    for i, name in usual.items():
+        ids_of.setdefault(name, []).append(i)
+    shared = [name for name, i in ids_of.items() if len(i) > 1]
+    if shared:
+        name = max(shared, key=lambda n: len(ids_of[n]))
         raise DatasetError(
-            f"{_where(csv, row['line'], row[name_col])}: {id_col} {row[id_col]} "
-            f"is labelled '{row[class_col]}', but {id_col} {row[id_col]} is "
-            f"'{usual[row[id_col]]}' elsewhere. Fix the {id_col} or {class_col} column."
-        )
-    names = usual.value_counts()
-    if (names > 1).any():
-        name = names[names > 1].index[0]
-        ids = sorted(usual[usual == name].index)
-        raise DatasetError(
-            f"{csv}: class '{name}' has several {id_col}s ({', '.join(map(str, ids))}). "
-            f"Give each class one {id_col}."
-        )
-
-
-def check_unique(csv: Path, table: pd.DataFrame, name_col: str) -> None:
-    dup = table[table[name_col].duplicated(keep=False)]
-    if len(dup):
-        first, second = dup.iloc[0], dup.iloc[1]
-        raise DatasetError(
-            f"{_where(csv, second['line'], second[name_col])}: the file is listed "
-            f"twice (lines {first['line']} and {second['line']}). Remove the duplicate row."
+            f"{csv}: class '{name}' has several {id_col}s "
+            f"({', '.join(map(str, sorted(ids_of[name])))}). Give each class one {id_col}."
         )
 
 
-def classes_by_id(csv: Path, table: pd.DataFrame, id_col: str, class_col: str
+def check_unique(csv: Path, table: Table | pd.DataFrame, name_col: str) -> None:
+    first_line: dict[str, int] = {}
+    for name, line in zip(table[name_col], table["line"], strict=True):
+        if name in first_line:
+            raise DatasetError(
+                f"{_where(csv, line, name)}: the file is listed twice (lines "
+                f"{first_line[name]} and {line}). Remove the duplicate row."
+            )
+        first_line[name] = line
+
+
+def classes_by_id(csv: Path, table: Table | pd.DataFrame, id_col: str, class_col: str
                   ) -> tuple[str, ...]:
     """Class names ordered by id; ids must be 0..k-1 without gaps."""
-    by_id = table.groupby(id_col)[class_col].first().sort_index()
-    if list(by_id.index) != list(range(len(by_id))):
+    first: dict[int, str] = {}
+    for i, name in zip(table[id_col], table[class_col], strict=True):
+        first.setdefault(i, name)
+    ids = sorted(first)
+    if ids != list(range(len(ids))):
         raise DatasetError(
-            f"{csv}: {id_col}s must be 0..{len(by_id) - 1} without gaps; "
-            f"got {', '.join(map(str, by_id.index))}. Renumber the {id_col} column."
+            f"{csv}: {id_col}s must be 0..{len(ids) - 1} without gaps; "
+            f"got {', '.join(map(str, ids))}. Renumber the {id_col} column."
         )
-    return tuple(by_id.tolist())
+    return tuple(first[i] for i in ids)
 
 
-def read_metadata(root: Path) -> pd.DataFrame:
+def read_metadata(root: Path) -> Table:
     """Read and validate the UrbanSound8K metadata table of `root`.
 
     Returns:
-        The table with integer ``fold``, ``classID`` and ``fsID`` columns and a ``line``
-        column (its line number in the CSV, for messages).
+        The table with integer ``fold``, ``classID`` and ``fsID`` columns, the others as cell
+        strings, and a ``line`` column (its line number in the CSV, for messages).
 
     Raises:
         DatasetError: missing root or table, missing column, fold outside 1-10, a class id
@@ -250,7 +394,7 @@ def read_metadata(root: Path) -> pd.DataFrame:
             f"Metadata table {csv} not found. A dataset root needs {METADATA} and "
             "audio/fold<N>/; check the --data path."
         )
-    table = read_table(csv, "Metadata table")
+    table = read_cells(csv)
     require_columns(csv, table, REQUIRED_COLUMNS)
     integer_columns(csv, table, ("fold", "classID", "fsID"), "slice_file_name")
     check_fold_range(csv, table, FOLDS, "slice_file_name")
@@ -284,36 +428,38 @@ def _stat_all(paths: Sequence[str]) -> tuple[list[int], list[int]]:
     return sizes, mtimes
 
 
-def assemble(name: str, root: Path, classes: tuple[str, ...], rows: pd.DataFrame, *,
-             table: Path, allow_missing: bool, fold_plan: FoldPlan = OFFICIAL) -> Dataset:
+def assemble(name: str, root: Path, classes: tuple[str, ...],
+             rows: pd.DataFrame | dict[str, Sequence], *, table: Path, allow_missing: bool,
+             fold_plan: FoldPlan = OFFICIAL) -> Dataset:
     """Look the listed clips up on disk and build the Dataset.
 
     Args:
-        rows: one row per listed clip, columns ``CLIP_COLUMNS`` (``path`` absolute).
+        rows: one row per listed clip, columns ``CLIP_COLUMNS`` (``path`` absolute): a
+            DataFrame or a dict of equal-length sequences.
         table: the file that lists the clips, for messages.
         allow_missing: when False, any listed clip absent from disk raises DatasetError.
     """
-    sizes, mtimes = _stat_all(rows["path"].tolist())
-    listed = rows[CLIP_COLUMNS].assign(size=sizes, mtime_ns=mtimes)
-    listed["present"] = listed["size"] >= 0
-    listed = listed.sort_values(["fold", "clip_id"], ignore_index=True)
-    n_missing = int((~listed["present"]).sum())
+    given = {c: list(rows[c]) for c in CLIP_COLUMNS}
+    sizes, mtimes = _stat_all(given["path"])
+    given.update(size=sizes, mtime_ns=mtimes, present=[s >= 0 for s in sizes])
+    order = sorted(range(len(sizes)), key=lambda i: (given["fold"][i], given["clip_id"][i]))
+    columns = {c: [values[i] for i in order] for c, values in given.items()}
+    n_missing = columns["present"].count(False)
     if n_missing and not allow_missing:
-        first = listed.loc[~listed["present"]].iloc[0]
+        first = columns["present"].index(False)
         raise DatasetError(
-            f"{n_missing:,} of {len(listed):,} clips listed in {table} are missing (first: "
-            f"{os.path.relpath(first['path'], root)}, fold {first['fold']}). Run `usbench data "
-            "check` for a per-fold table, or pass --allow-missing to use the clips present "
-            "(results are marked partial)."
+            f"{n_missing:,} of {len(order):,} clips listed in {table} are missing (first: "
+            f"{os.path.relpath(columns['path'][first], root)}, fold {columns['fold'][first]}). "
+            "Run `usbench data check` for a per-fold table, or pass --allow-missing to use the "
+            "clips present (results are marked partial)."
         )
-    clips = listed.loc[listed["present"]].reset_index(drop=True)
-    if clips.empty:
+    if n_missing == len(order):
         raise DatasetError(
-            f"None of the {len(listed):,} clips listed in {table} is under {root}. "
+            f"None of the {len(order):,} clips listed in {table} is under {root}. "
             "Check the --data path."
         )
-    return Dataset(name=name, root=root, classes=classes, listed=listed, clips=clips,
-                   table=table, fold_plan=fold_plan)
+    return Dataset(name=name, root=root, classes=classes, columns=columns, table=table,
+                   fold_plan=fold_plan)
 
 
 def open_root(name: str, root: Path, *, allow_missing: bool) -> Dataset:
@@ -329,14 +475,14 @@ def open_root(name: str, root: Path, *, allow_missing: bool) -> Dataset:
     csv = root / METADATA
     classes = classes_by_id(csv, table, "classID", "class")
     audio = str(root / "audio")
-    rows = pd.DataFrame({
-        "clip_id": table["slice_file_name"].astype(str),
+    rows = {
+        "clip_id": table["slice_file_name"],
         # os.path.join, not pathlib: 8,732 pathlib joins cost 60 ms of every command.
         "path": [os.path.join(audio, f"fold{f}", n)
                  for f, n in zip(table["fold"], table["slice_file_name"], strict=True)],
-        "label": table["class"].astype(str),
+        "label": table["class"],
         "class_id": table["classID"],
         "fold": table["fold"],
         "recording": table["fsID"],
-    })
+    }
     return assemble(name, root, classes, rows, table=csv, allow_missing=allow_missing)

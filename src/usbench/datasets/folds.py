@@ -10,12 +10,15 @@ fingerprint and every report says "generated folds".
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from usbench.datasets.base import FoldPlan
 from usbench.errors import DatasetError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger("usbench")
 
