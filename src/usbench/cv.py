@@ -107,12 +107,14 @@ def _fit_predict(make_estimator: Callable[[int], Estimator], fold: int, X_train:
 def _in_worker(threads: int, *args):
     """``_fit_predict`` in a worker process, with `threads` threads for TensorFlow.
 
-    Two workers on two cores each get one: TensorFlow would otherwise start a thread pool
-    per core in each (joblib already limits BLAS and OpenMP). TensorFlow reads the setting
-    when it starts, so a worker that already started it keeps its first value.
+    Two workers on two cores each get one, for TensorFlow's ops and for running its graphs:
+    it would otherwise start pools of a thread per core in each, whose threads then compete
+    for the other worker's core (joblib already limits BLAS and OpenMP). TensorFlow reads
+    the settings when it starts, so a worker that already started it keeps its first values.
     """
     if "tensorflow" not in sys.modules:
         os.environ["TF_NUM_INTRAOP_THREADS"] = str(threads)
+        os.environ["TF_NUM_INTEROP_THREADS"] = str(threads)
     return _fit_predict(*args)
 
 

@@ -123,6 +123,24 @@ def before_unpickle() -> None:
     _import_keras()
 
 
+def _epoch_function(tf: Any, model: Any, batch_size: int) -> Any:
+    """One compiled call that trains an epoch: Keras's own ``train_step`` on each batch.
+
+    The returned function takes rows (n, *input shape) and one-hot targets (n, n_classes)
+    in training order and steps through them `batch_size` rows at a time (the last batch
+    may be short): the batches, order and weights of ``fit`` on the same rows (checked
+    bit-identical), without a ``tf.data`` iterator between steps, whose hand-offs between
+    threads cost the MLP a quarter of its epoch and kept two worker processes from using
+    two cores (README, "Benchmarks").
+    """
+    @tf.function
+    def train_epoch(x: Any, y: Any) -> None:
+        for start in tf.range(0, tf.shape(x)[0], batch_size):
+            model.train_step((x[start:start + batch_size], y[start:start + batch_size]))
+
+    return train_epoch
+
+
 class KerasClassifier:
     """The usbench estimator contract around a Keras network; subclasses define the network.
 
@@ -235,14 +253,10 @@ class KerasClassifier:
         keras.utils.set_random_seed(ctx.seed)
         tf.config.experimental.enable_op_determinism()
         model = self._network(keras)
-        model.compile(
-            optimizer=keras.optimizers.Adam(learning_rate=p["learning_rate"]),
-            loss="categorical_crossentropy",
-            # A whole epoch's batches per compiled call: same batches, same order, same
-            # weights (checked bit-identical); 245 batches of 32 rows of the MLP, an epoch at
-            # UrbanSound8K size, took 0.18 s this way against 0.27 s 16 at a time.
-            steps_per_execution=max(1, -(-len(train) // p["batch_size"])),
-        )
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate=p["learning_rate"]),
+                      loss="categorical_crossentropy")
+        model.optimizer.build(model.trainable_variables)
+        train_epoch = _epoch_function(tf, model, p["batch_size"])
         self.model_ = model
         rng = np.random.default_rng(ctx.seed)
         onehot = np.eye(ctx.n_classes, dtype=np.float32)[y[train]]
@@ -258,10 +272,7 @@ class KerasClassifier:
             rows = self._epoch_rows(rows, rng)
             rows, targets = batches.mixup(rows, onehot, p["mixup_alpha"], rng)
             order = rng.permutation(len(rows))
-            # A tf.data pipeline per epoch: Keras's own numpy adapter costs more than the
-            # whole epoch of a small network.
-            data = tf.data.Dataset.from_tensor_slices((rows[order], targets[order]))
-            model.fit(data.batch(p["batch_size"]), epochs=1, shuffle=False, verbose=0)
+            train_epoch(tf.constant(rows[order]), tf.constant(targets[order]))
             if not len(val):
                 continue
             proba = self._predict(X_val)
