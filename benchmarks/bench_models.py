@@ -145,8 +145,9 @@ def main() -> None:
                         help="override a model's parameter, e.g. mlp.batch_size=64")
     parser.add_argument("--cnn-epochs", type=int, default=2,
                         help="epochs of the CNN's timing fit (default 2)")
-    parser.add_argument("--fold-jobs", type=int, default=1, metavar="N",
-                        help="train N folds side by side, as `usbench run --fold-jobs N`")
+    parser.add_argument("--fold-jobs", type=int, metavar="N",
+                        help="train N folds side by side, as `usbench run --fold-jobs N` "
+                             "(default: the family's, as `usbench run`)")
     parser.add_argument("--out", default="results/benchmarks/models.json")
     args = parser.parse_args()
 
@@ -174,12 +175,12 @@ def main() -> None:
         spec = get_model(name)
         params = model_params(spec, args.set)
         ctx = BuildContext(n_classes=len(ds.classes), input_shape=X.shape[1:], seed=0)
+        jobs = spec.fold_jobs(args.fold_jobs, len(np.unique(folds)))
         t = time.perf_counter()
         def make(fold, spec=spec, params=params, ctx=ctx):
             return spec.build(params, ctx)
 
-        results = leave_one_fold_out(make, X, y, folds, recs,
-                                     len(ds.classes), n_jobs=args.fold_jobs)
+        results = leave_one_fold_out(make, X, y, folds, recs, len(ds.classes), n_jobs=jobs)
         wall = time.perf_counter() - t
         fit = [r.fit_seconds for r in results]
         pred = [r.predict_seconds for r in results]
@@ -187,9 +188,9 @@ def main() -> None:
         entry = {"wall_seconds": wall, "fit_seconds": fit, "predict_seconds": pred,
                  "fold_accuracy": acc, "accuracy": float(np.mean(acc)),
                  "accuracy_std": float(np.std(acc)), "params": params,
-                 "fold_jobs": args.fold_jobs}
-        split = (f"other {wall - sum(fit) - sum(pred):4.1f} s" if args.fold_jobs == 1 else
-                 f"summed over {args.fold_jobs} workers")
+                 "fold_jobs": jobs}
+        split = (f"other {wall - sum(fit) - sum(pred):4.1f} s" if jobs == 1 else
+                 f"summed over {jobs} workers")
         line = (f"{name:<7} 10 folds in {wall:6.1f} s (fit {sum(fit):6.1f} s, predict "
                 f"{sum(pred):5.2f} s, {split}); accuracy {np.mean(acc):.3f} ± "
                 f"{np.std(acc):.3f}")

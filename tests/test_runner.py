@@ -89,17 +89,36 @@ def test_same_seed_same_fold_accuracies_keras(tiny_root_ro):
     np.testing.assert_array_equal(runs[0].folds[0].proba, runs[1].folds[0].proba)
 
 
-def test_folds_in_worker_processes_record_what_one_process_does(tiny_root_ro):
-    # Keras in workers held to one TensorFlow thread each: the same probabilities, bit for
-    # bit, as this process's training with TensorFlow's own threads.
+def test_folds_in_worker_processes_record_what_one_process_does(tiny_root_ro, monkeypatch):
+    # The MLP's default on two cores: two workers, each held to one TensorFlow thread; the
+    # same probabilities, bit for bit, as this process's training with TensorFlow's threads.
+    from usbench import cv, extract
+
+    monkeypatch.setattr(extract, "default_jobs", lambda: 2)
+    real, jobs_seen = cv.leave_one_fold_out, []
+    monkeypatch.setattr(cv, "leave_one_fold_out", lambda *a, n_jobs, **kw: (
+        jobs_seen.append(n_jobs) or real(*a, n_jobs=n_jobs, **kw)))
     runs = [run_experiment(_cfg(tiny_root_ro, model="mlp", folds=(2, 5, 9), overrides=TINY_MLP,
-                                fold_jobs=jobs), progress=False) for jobs in (1, 2)]
+                                fold_jobs=jobs), progress=False) for jobs in (1, None)]
+    assert jobs_seen == [1, 2]
+    assert json.loads((runs[1].folder / "config.json").read_text())["fold_jobs"] == 2
     assert [f.fold for f in runs[1].folds] == [2, 5, 9]
     for one, other in zip(runs[0].folds, runs[1].folds, strict=True):
         np.testing.assert_array_equal(one.proba, other.proba)
         assert one.history == other.history
     assert runs[0].config_id == runs[1].config_id
     assert runs[0].scores.accuracy == runs[1].scores.accuracy
+
+
+def test_only_the_mlp_trains_folds_side_by_side_by_default(monkeypatch):
+    from usbench import extract
+    from usbench.models import get_model
+
+    monkeypatch.setattr(extract, "default_jobs", lambda: 4)
+    assert [get_model(m).fold_jobs(None, 10) for m in ("logreg", "rf", "mlp", "cnn")] == [
+        1, 1, 4, 1]
+    assert get_model("mlp").fold_jobs(None, 3) == 3  # no idle worker past the folds
+    assert get_model("mlp").fold_jobs(1, 10) == 1 and get_model("rf").fold_jobs(3, 10) == 3
 
 
 def test_cnn_runs_on_logmel(tiny_root_ro):

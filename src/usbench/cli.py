@@ -179,10 +179,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--register", metavar="NAME",
                      help="with --save-model: also register the model under NAME in the MLflow "
                           "model registry")
-    run.add_argument("--fold-jobs", type=_positive_int, default=1, metavar="N",
-                     help="train N test folds side by side in worker processes (default 1): "
-                          "the same results; pays for the MLP, whose fold gains little from "
-                          "a second core, not for rf or the CNN, which use every core")
+    run.add_argument("--fold-jobs", type=_positive_int, metavar="N",
+                     help="train N test folds side by side in worker processes, with the same "
+                          "results (default: one per core for the MLP, whose fit gains little "
+                          "from a second core; 1 for logreg, rf and the CNN, whose fits use "
+                          "every core)")
     run.add_argument("--from-study", metavar="NAME",
                      help="the parameters were chosen by this sweep's study on the same folds: "
                           "label the run \"selected on CV\" (sweeps print this command)")

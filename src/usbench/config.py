@@ -156,7 +156,8 @@ class RunConfig:
         from_study: the Optuna study that chose these parameters on the same folds (the run
             is then labelled "selected on CV"), or None: a single run.
         fold_jobs: worker processes training test folds side by side (1: one after
-            another in this process). The same results either way (not part of any key).
+            another in this process; None: the model family's default, a worker per core
+            for the MLP, else 1). The same results either way (not part of any key).
     """
 
     data: DataConfig = DataConfig()
@@ -172,7 +173,7 @@ class RunConfig:
     jobs: int | None = None
     augment: AudioAugment | None = None
     from_study: str | None = None
-    fold_jobs: int = 1
+    fold_jobs: int | None = None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

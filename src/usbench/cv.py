@@ -115,6 +115,9 @@ def _in_worker(threads: int, *args):
     if "tensorflow" not in sys.modules:
         os.environ["TF_NUM_INTRAOP_THREADS"] = str(threads)
         os.environ["TF_NUM_INTEROP_THREADS"] = str(threads)
+        # On a GPU, TensorFlow would map nearly all its memory in the first worker, leaving
+        # none for the others: each takes what it needs instead.
+        os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
     return _fit_predict(*args)
 
 

@@ -527,8 +527,10 @@ def run_experiment(cfg, *, progress: bool = True) -> RunOutcome:
     inp = load_inputs(cfg.data, cfg.features, jobs=cfg.jobs, progress=progress,
                       augment=cfg.augment, dataset=ds)
     test_folds = cv.check_folds(inp.folds, cfg.folds)
+    cfg = replace(cfg, fold_jobs=spec.fold_jobs(cfg.fold_jobs, len(test_folds)))
+    side = f" ({cfg.fold_jobs} at a time)" if cfg.fold_jobs > 1 else ""
     log.info(f"{cfg.model} on {cfg.features}, {inp.dataset.name}: leave-one-fold-out over "
-             f"folds {', '.join(map(str, test_folds))}")
+             f"folds {', '.join(map(str, test_folds))}{side}")
     results = evaluate(spec, params, inp, seed=cfg.seed, test_folds=test_folds,
                        on_fold=log_fold, n_jobs=cfg.fold_jobs)
     final = fit_final(spec, params, inp, seed=cfg.seed) if cfg.save_model else None

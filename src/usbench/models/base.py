@@ -156,6 +156,9 @@ class ModelSpec:
             no check.
         libraries: distributions whose versions can change the family's results; they enter
             each run's ``config_id``.
+        parallel_folds: one fit uses about one core however many it is given, so
+            ``usbench run`` trains test folds side by side by default, a worker process per
+            core (``--fold-jobs``); False: folds one after another, each fit using the cores.
     """
 
     name: str
@@ -168,6 +171,18 @@ class ModelSpec:
     validate: Callable[[dict, tuple[int, ...]], None] | None = field(default=None, repr=False)
     protocol: Callable[[dict, Any, Any], None] | None = field(default=None, repr=False)
     libraries: tuple[str, ...] = ("numpy", "scikit-learn")
+    parallel_folds: bool = False
+
+    def fold_jobs(self, requested: int | None, n_folds: int) -> int:
+        """Worker processes for `n_folds` test folds: `requested`, else the family's default
+        (one per core, at most one per fold, for ``parallel_folds``; else 1)."""
+        if requested is not None:
+            return requested
+        if not self.parallel_folds:
+            return 1
+        from usbench.extract import default_jobs
+
+        return max(1, min(default_jobs(), n_folds))
 
     def __post_init__(self) -> None:
         if self.input_kind not in INPUT_KINDS:
