@@ -137,6 +137,8 @@ def cnn_against_peak(root, args, get_model, BuildContext) -> dict:
 
 
 def main() -> None:
+    from usbench.cli import _positive_int as positive_int
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="logreg,rf,mlp")
     parser.add_argument("--features", default="mfcc-stats")
@@ -145,7 +147,7 @@ def main() -> None:
                         help="override a model's parameter, e.g. mlp.batch_size=64")
     parser.add_argument("--cnn-epochs", type=int, default=2,
                         help="epochs of the CNN's timing fit (default 2)")
-    parser.add_argument("--fold-jobs", type=int, metavar="N",
+    parser.add_argument("--fold-jobs", type=positive_int, metavar="N",
                         help="train N folds side by side, as `usbench run --fold-jobs N` "
                              "(default: the family's, as `usbench run`)")
     parser.add_argument("--out", default="results/benchmarks/models.json")

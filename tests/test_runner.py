@@ -119,6 +119,7 @@ def test_only_the_mlp_trains_folds_side_by_side_by_default(monkeypatch):
         1, 1, 4, 1]
     assert get_model("mlp").fold_jobs(None, 3) == 3  # no idle worker past the folds
     assert get_model("mlp").fold_jobs(1, 10) == 1 and get_model("rf").fold_jobs(3, 10) == 3
+    assert get_model("rf").fold_jobs(16, 3) == 3  # what is recorded is what runs
 
 
 def test_cnn_runs_on_logmel(tiny_root_ro):

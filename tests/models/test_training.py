@@ -211,37 +211,41 @@ def test_fold_validation_needs_fold_numbers(model):
         est.fit(X, np.zeros(12, dtype=int))
 
 
-def test_an_epoch_function_call_trains_as_keras_fit_does():
-    """Same seed, rows and order: the weights after one compiled epoch call are fit's, bit
-    for bit, with a short last batch and dropout's random numbers in play."""
-    import keras
-    import tensorflow as tf
 
-    from usbench.models.keras_models import _epoch_function
+def _fit_each_epoch(tf, model, batch_size):
+    """The training before compiled epochs: Keras's fit on a tf.data pipeline per epoch."""
+    def train_epoch(x, y):
+        data = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size)
+        model.fit(data, epochs=1, shuffle=False, verbose=0)
+    return train_epoch
 
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((45, 6)).astype(np.float32)
-    y = np.eye(3, dtype=np.float32)[rng.integers(0, 3, 45)]
 
-    def trained(with_fit: bool) -> list[np.ndarray]:
-        keras.backend.clear_session()
-        keras.utils.set_random_seed(1)
-        model = keras.Sequential([keras.Input(shape=(6,)),
-                                  keras.layers.Dense(8, activation="relu"),
-                                  keras.layers.Dropout(0.5),
-                                  keras.layers.Dense(3, activation="softmax")])
-        model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="categorical_crossentropy")
-        if with_fit:
-            data = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
-            for _ in range(2):
-                model.fit(data, epochs=1, shuffle=False, verbose=0)
-        else:
-            model.optimizer.build(model.trainable_variables)
-            train_epoch = _epoch_function(tf, model, 16)
-            for _ in range(2):
-                train_epoch(tf.constant(x), tf.constant(y))
-        return model.get_weights() + [int(model.optimizer.iterations.numpy())]
+@pytest.mark.parametrize("model", ["mlp", "cnn"])
+def test_compiled_epochs_train_as_keras_fit_does(monkeypatch, model):
+    """The shipped training (one compiled call an epoch) against fit on each epoch's batches:
+    the same weights and probabilities, bit for bit, with weight decay, dropout, mixup,
+    audio variants, crops, masks, batch normalisation and a short last batch."""
+    from usbench.models import keras_models
 
-    by_fit, by_call = trained(True), trained(False)
-    assert by_call[-1] == by_fit[-1] == 6  # 3 batches (16, 16, 13) an epoch, 2 epochs
-    assert all(np.array_equal(a, b) for a, b in zip(by_fit[:-1], by_call[:-1], strict=True))
+    X, y, folds, groups, variants = id_rows()
+    if model == "mlp":
+        X, variants = X.mean(axis=2), variants.mean(axis=3)
+        params = {"hidden_units": (8, 8), "epochs": 3, "batch_size": 10, "l2": 1e-3,
+                  "dropout": 0.3, "mixup_alpha": 0.4, "validation": "fold"}
+    else:
+        params = TINY_CNN
+    ctx = BuildContext(n_classes=3, input_shape=X.shape[1:], seed=0, test_fold=4)
+    train = folds != 4
+
+    def trained():
+        est = get_model(model).build(params, ctx)
+        est.fit(X[train], y[train], groups=groups[train], folds=folds[train],
+                variants=variants[train])
+        return est.model_.get_weights(), est.predict_proba(X[~train]), est.history_
+
+    shipped = trained()
+    monkeypatch.setattr(keras_models, "_epoch_function", _fit_each_epoch)
+    by_fit = trained()
+    assert shipped[2] == by_fit[2] and shipped[2]["train_rows"] % params["batch_size"]
+    np.testing.assert_array_equal(shipped[1], by_fit[1])
+    assert all(np.array_equal(a, b) for a, b in zip(shipped[0], by_fit[0], strict=True))

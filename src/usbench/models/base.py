@@ -174,15 +174,15 @@ class ModelSpec:
     parallel_folds: bool = False
 
     def fold_jobs(self, requested: int | None, n_folds: int) -> int:
-        """Worker processes for `n_folds` test folds: `requested`, else the family's default
-        (one per core, at most one per fold, for ``parallel_folds``; else 1)."""
-        if requested is not None:
-            return requested
-        if not self.parallel_folds:
+        """Worker processes for `n_folds` test folds, at most one per fold: `requested`, else
+        the family's default (one per core for ``parallel_folds``, else 1)."""
+        if requested is None and not self.parallel_folds:
             return 1
-        from usbench.extract import default_jobs
+        if requested is None:
+            from usbench.extract import default_jobs
 
-        return max(1, min(default_jobs(), n_folds))
+            requested = default_jobs()
+        return max(1, min(requested, n_folds))
 
     def __post_init__(self) -> None:
         if self.input_kind not in INPUT_KINDS:
