@@ -92,9 +92,11 @@ def test_same_seed_same_fold_accuracies_keras(tiny_root_ro):
 def test_folds_in_worker_processes_record_what_one_process_does(tiny_root_ro, monkeypatch):
     # The MLP's default on two cores: two workers, each held to one TensorFlow thread; the
     # same probabilities, bit for bit, as this process's training with TensorFlow's threads.
-    from usbench import cv, extract
+    import joblib
 
-    monkeypatch.setattr(extract, "default_jobs", lambda: 2)
+    from usbench import cv
+
+    monkeypatch.setattr(joblib, "cpu_count", lambda: 2)
     real, jobs_seen = cv.leave_one_fold_out, []
     monkeypatch.setattr(cv, "leave_one_fold_out", lambda *a, n_jobs, **kw: (
         jobs_seen.append(n_jobs) or real(*a, n_jobs=n_jobs, **kw)))
@@ -111,10 +113,11 @@ def test_folds_in_worker_processes_record_what_one_process_does(tiny_root_ro, mo
 
 
 def test_only_the_mlp_trains_folds_side_by_side_by_default(monkeypatch):
-    from usbench import extract
+    import joblib
+
     from usbench.models import get_model
 
-    monkeypatch.setattr(extract, "default_jobs", lambda: 4)
+    monkeypatch.setattr(joblib, "cpu_count", lambda: 4)
     assert [get_model(m).fold_jobs(None, 10) for m in ("logreg", "rf", "mlp", "cnn")] == [
         1, 1, 4, 1]
     assert get_model("mlp").fold_jobs(None, 3) == 3  # no idle worker past the folds

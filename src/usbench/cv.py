@@ -168,11 +168,9 @@ def leave_one_fold_out(
 
     jobs = min(n_jobs, len(splits))
     if jobs > 1:
-        from joblib import Parallel, delayed
+        from joblib import Parallel, cpu_count, delayed
 
-        from usbench.extract import default_jobs
-
-        threads = max(1, default_jobs() // jobs)  # the cores this process may use
+        threads = max(1, cpu_count() // jobs)  # the cores this process may use, quotas too
         outcomes = Parallel(n_jobs=jobs, return_as="generator")(
             delayed(_in_worker)(threads, *task(*split)) for split in splits)
     else:

@@ -179,9 +179,9 @@ class ModelSpec:
         if requested is None and not self.parallel_folds:
             return 1
         if requested is None:
-            from usbench.extract import default_jobs
+            from joblib import cpu_count  # affinity and container CPU quotas
 
-            requested = default_jobs()
+            requested = cpu_count()
         return max(1, min(requested, n_folds))
 
     def __post_init__(self) -> None:
