@@ -211,7 +211,6 @@ def test_fold_validation_needs_fold_numbers(model):
         est.fit(X, np.zeros(12, dtype=int))
 
 
-
 def _fit_each_epoch(tf, model, batch_size):
     """The training before compiled epochs: Keras's fit on a tf.data pipeline per epoch."""
     def train_epoch(x, y):

@@ -176,9 +176,9 @@ class ModelSpec:
     def fold_jobs(self, requested: int | None, n_folds: int) -> int:
         """Worker processes for `n_folds` test folds, at most one per fold: `requested`, else
         the family's default (one per core for ``parallel_folds``, else 1)."""
-        if requested is None and not self.parallel_folds:
-            return 1
         if requested is None:
+            if not self.parallel_folds:
+                return 1
             from joblib import cpu_count  # affinity and container CPU quotas
 
             requested = cpu_count()
