@@ -112,3 +112,11 @@ def assert_all_end(pids, within: float = 10.0) -> None:
     while time.monotonic() < deadline and any(map(alive, pids)):
         time.sleep(0.05)
     assert not [pid for pid in pids if alive(pid)]
+
+
+def missing_tool(why: str) -> None:
+    """Skip a test whose outside tool (a browser, a server) is absent; fail it under CI, whose
+    ``.ci/run`` installs every such tool, so that a lost install step cannot pass as a skip."""
+    if os.environ.get("CI", "").lower() not in ("", "0", "false"):
+        pytest.fail(f"{why} (CI must have it: .ci/run installs it)")
+    pytest.skip(why)

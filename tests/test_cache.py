@@ -39,7 +39,7 @@ def _key(**changes):
     {"files_stamp": "f2"},
     {"feature_spec": MfccStats(n_mfcc=13).spec()},
     {"feature_spec": MfccStats(sr=16000).spec()},
-    {"feature_spec": {**MfccStats().spec(), "version": 2}},
+    {"feature_spec": {**MfccStats().spec(), "version": MfccStats.version + 1}},
     {"decoder": {**decoder_spec(MfccStats()), "resampler": "soxr_vhq"}},
     {"libraries": {**cache.library_versions(), "librosa": "0.0.1"}},
     {"libraries": {**cache.library_versions(), "numpy": "0.0.1"}},

@@ -20,7 +20,7 @@ def _one_line_error(capsys, *argv):
 def test_features_ls(capsys):
     assert run_cli("features", "ls") == 0
     out = capsys.readouterr().out
-    assert "mfcc-stats  v1  vector (140)" in out and "logmel      v1  matrix (128x173)" in out
+    assert "mfcc-stats  v2  vector (140)" in out and "logmel      v1  matrix (128x173)" in out
 
 
 def test_ls_datasets(capsys):

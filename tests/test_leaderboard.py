@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import missing_tool, run_cli
 from usbench import tracking
 from usbench.errors import ConfigError
 from usbench.leaderboard import build, corrected_ttest, interval95, leaderboard, wilcoxon
@@ -219,7 +219,7 @@ window.addEventListener('load', () => {
 def test_html_renders_in_a_browser(store, tmp_path):
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
-        pytest.skip("Chromium not found: install Debian's chromium package (.ci/run does)")
+        missing_tool("Chromium not found: install Debian's chromium package")
     _log(store, tmp_path, "a", [0.7 + 0.01 * i for i in range(10)], dataset="urbansound8k")
     _, _, page = leaderboard(store, None, tmp_path / "out")
     probe = tmp_path / "probe.html"

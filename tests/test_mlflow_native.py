@@ -16,7 +16,7 @@ import urllib.request
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import cli_error, run_cli, run_id_of
+from tests.conftest import cli_error, missing_tool, run_cli, run_id_of
 from tests.datasets.layouts import esc50_root
 
 pytestmark = pytest.mark.usefixtures("in_tmp")  # results/ of its own
@@ -232,7 +232,7 @@ def test_study_points_at_its_mlflow_run(tiny_root_ro, in_tmp):
     assert attrs["usbench.mlflow_parent_run_id"] == out.parent_run_id
     dashboard = shutil.which("optuna-dashboard", path=os.path.dirname(sys.executable))
     if dashboard is None:
-        pytest.skip("optuna-dashboard is not installed: pip install -e '.[dev]' installs it")
+        missing_tool("optuna-dashboard is not installed: pip install -e '.[dev]'")
     port = _free_port()
     proc = subprocess.Popen([dashboard, f"sqlite:///{in_tmp / 'results' / 'optuna.db'}",
                              "--host", "127.0.0.1", "--port", str(port)], cwd=in_tmp,
@@ -258,7 +258,7 @@ def test_study_points_at_its_mlflow_run(tiny_root_ro, in_tmp):
 def test_runs_page_in_a_real_browser(esc_ro, in_tmp):
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
-        pytest.skip("Chromium not found: install Debian's chromium package (.ci/run does)")
+        missing_tool("Chromium not found: install Debian's chromium package")
     from usbench import tracking
 
     # Two runs as usbench logs them (the evaluations themselves are tested elsewhere).

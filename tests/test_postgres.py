@@ -1,7 +1,8 @@
 """Scale-out: several `usbench sweep` processes sharing one PostgreSQL-backed Optuna study.
 
 The suite starts its own PostgreSQL server (Debian's `postgresql` package, installed by
-.ci/run) on a free loopback port; it skips only where the server binaries are absent.
+.ci/run) on a free loopback port; it skips only where the server binaries are absent, and
+fails there under CI.
 """
 
 import glob
@@ -15,6 +16,7 @@ import tempfile
 import optuna
 import pytest
 
+from tests.conftest import missing_tool
 from tests.test_sweep import three_folds  # noqa: F401  (fixture)
 
 
@@ -33,8 +35,8 @@ def _free_port():
 def postgres_url():
     initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
     if not (initdb and pg_ctl):
-        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not found: install Debian's "
-                    "postgresql package (.ci/run does)")
+        missing_tool("PostgreSQL server binaries (initdb, pg_ctl) not found: install Debian's "
+                    "postgresql package")
     as_user = []
     home = tempfile.mkdtemp(prefix="usbench-pg-", dir="/tmp")
     if os.geteuid() == 0:  # initdb refuses to run as root

@@ -39,3 +39,21 @@ def test_mfcc_stats_layout_is_statistic_major():
 def test_constant_coefficients_get_zero_skew_and_kurtosis():
     out = get_feature_set("mfcc-stats").extract(np.zeros(SR, np.float32), SR)
     np.testing.assert_array_equal(out[100:], 0.0)
+
+
+def test_moments_of_rounding_noise_are_zero_and_of_real_variation_are_scipys():
+    """A coefficient constant up to float32 rounding of its clip's scale gets skewness and
+    kurtosis 0 whatever the noise looks like; one that really varies gets scipy's moments."""
+    from usbench.features.mfcc import NEAR_CONSTANT_RTOL, frame_stats
+
+    rng = np.random.default_rng(0)
+    scale = 1131.0  # a silent clip's c0, in dB-like units
+    noise = scale * np.finfo(np.float32).eps * rng.standard_normal(40) ** 3  # skewed noise
+    real = 0.01 * scale * rng.standard_normal(40) ** 3
+    m = np.stack([np.full(40, -scale), noise, real])[None]  # (1 clip, 3 coefficients, frames)
+    assert noise.std() < NEAR_CONSTANT_RTOL * scale < real.std()
+    *_, skew, kurt = frame_stats(m)
+    np.testing.assert_array_equal(skew[0, :2], 0.0)
+    np.testing.assert_array_equal(kurt[0, :2], 0.0)
+    np.testing.assert_allclose(skew[0, 2], stats.skew(real), rtol=1e-9)
+    np.testing.assert_allclose(kurt[0, 2], stats.kurtosis(real), rtol=1e-9)

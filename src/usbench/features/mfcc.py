@@ -8,7 +8,6 @@ centred STFT and zero padding those frames are exactly the frames of the clip al
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import ClassVar
@@ -114,11 +113,12 @@ class MfccStats(_Mfcc):
     """20 MFCCs summarised per coefficient by min, max, median, mean, variance, skewness and
     kurtosis over frames: float32, shape (140,), laid out statistic-major
     (``[min_0..min_19, max_0..max_19, ...]``). Skewness and (Fisher) kurtosis are the biased
-    sample moments of ``scipy.stats``; a coefficient constant over frames gets 0 for both.
+    sample moments of ``scipy.stats``; a coefficient constant over frames (up to rounding, see
+    ``frame_stats``) gets 0 for both.
     """
 
     name: ClassVar[str] = "mfcc-stats"
-    version: ClassVar[int] = 1
+    version: ClassVar[int] = 2
     kind: ClassVar[str] = "vector"
     summary: ClassVar[str] = "20 MFCCs x (min, max, median, mean, var, skew, kurtosis)"
 
@@ -131,18 +131,38 @@ class MfccStats(_Mfcc):
         out = np.empty((len(ys), *self.shape), dtype=np.float32)
         for idx in _by_frame_count(mats).values():
             m = np.stack([mats[i] for i in idx]).astype(np.float64)  # (g, n_mfcc, frames)
-            mean = m.mean(-1)
-            d = m - mean[..., None]
-            d2 = d * d
-            var = d2.mean(-1)  # the biased moments of scipy.stats.skew and .kurtosis
-            m3, m4 = (d2 * d).mean(-1), (d2 * d2).mean(-1)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                skew = m3 / var**1.5
-                kurt = m4 / var**2 - 3.0
-            flat = var == 0
-            parts = [m.min(-1), m.max(-1), np.median(m, -1), mean, var,
-                     np.where(flat | ~np.isfinite(skew), 0.0, skew),
-                     np.where(flat | ~np.isfinite(kurt), 0.0, kurt)]
-            out[idx] = np.concatenate(parts, axis=1)
+            out[idx] = np.concatenate(frame_stats(m), axis=1)
         return out
+
+
+# A coefficient whose standard deviation over frames is at most this fraction of its clip's
+# largest |MFCC| is constant up to float32 rounding (eps 1.2e-7, times the 128-term sums of the
+# DCT and the mel filterbank): its skewness and kurtosis would be moments of rounding noise,
+# and are defined as 0. Real coefficients vary by 1e-3 of that scale or more.
+NEAR_CONSTANT_RTOL = 1e-5
+
+
+def frame_stats(m: np.ndarray) -> list[np.ndarray]:
+    """Per-coefficient statistics over frames, in the order of ``STATS``.
+
+    Skewness and (Fisher) kurtosis are the biased sample moments of ``scipy.stats``, and 0 for
+    a near-constant coefficient (see ``NEAR_CONSTANT_RTOL``), so that silent and near-silent
+    clips get the same features whatever the BLAS kernel, batch or release that computed them.
+
+    Args:
+        m: float64, shape (n_clips, n_mfcc, n_frames): each clip's MFCCs.
+
+    Returns:
+        Seven float64 arrays of shape (n_clips, n_mfcc).
+    """
+    mean = m.mean(-1)
+    d = m - mean[..., None]
+    d2 = d * d
+    var = d2.mean(-1)
+    m3, m4 = (d2 * d).mean(-1), (d2 * d2).mean(-1)
+    scale = np.abs(m).max(axis=(-2, -1), keepdims=True)[..., 0]  # (n_clips, 1)
+    flat = np.sqrt(var) <= NEAR_CONSTANT_RTOL * scale
+    safe = np.where(flat, 1.0, var)
+    skew = np.where(flat, 0.0, m3 / safe**1.5)
+    kurt = np.where(flat, 0.0, m4 / safe**2 - 3.0)
+    return [m.min(-1), m.max(-1), np.median(m, -1), mean, var, skew, kurt]
