@@ -21,6 +21,9 @@ def test_features_ls(capsys):
     assert run_cli("features", "ls") == 0
     out = capsys.readouterr().out
     assert "mfcc-stats  v2  vector (140)" in out and "logmel      v1  matrix (128x173)" in out
+    # The built-in encoder's card: where it comes from, its licence, what it may overlap.
+    assert "birdnet     v1  vector (1024) @ 48000 Hz" in out
+    assert "licence:     model: CC BY-NC-SA 4.0" in out and "overlap:" in out
 
 
 def test_ls_datasets(capsys):
@@ -120,7 +123,8 @@ def test_data_check_complete_root(tiny_root_ro, capsys):
 def test_unknown_feature_name(capsys):
     assert _one_line_error(capsys, "features", "build", "--features", "mfcc-stat") == (
         "Unknown feature set 'mfcc-stat'. Did you mean 'mfcc-stats'? "
-        "Available: logmel, mfcc-mean, mfcc-stats, stft, stft-mag."
+        "Available: birdnet, logmel, mfcc-mean, mfcc-stats, stft, stft-mag. Or "
+        "encoder:CARD.toml, hear:MODULE, or vector sets joined with + (birdnet+mfcc-stats)."
     )
 
 

@@ -10,7 +10,7 @@ def test_unknown_name_suggests_the_closest():
         FEATURES.check("mfcc-stat")
     assert str(err.value) == (
         "Unknown feature set 'mfcc-stat'. Did you mean 'mfcc-stats'? "
-        "Available: logmel, mfcc-mean, mfcc-stats, stft, stft-mag."
+        "Available: birdnet, logmel, mfcc-mean, mfcc-stats, stft, stft-mag."
     )
 
 

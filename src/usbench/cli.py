@@ -289,21 +289,40 @@ def cmd_data_check(args: argparse.Namespace) -> int:
 
 
 def cmd_features_ls(args: argparse.Namespace) -> int:
+    from usbench.errors import UsbenchError
     from usbench.features import FEATURES, get_feature_set
 
+    cards = []
     for name in FEATURES:
-        fs = get_feature_set(name)
+        try:
+            fs = get_feature_set(name)
+        except UsbenchError as exc:  # an encoder whose package is not installed
+            print(f"{name:<11} unavailable: {exc}")
+            continue
         shape = "x".join(map(str, fs.shape))
         print(f"{name:<11} v{fs.version}  {fs.kind:<6} ({shape}) @ {fs.sr} Hz  {fs.summary}")
+        if getattr(fs, "pretrained", False):
+            cards.append((name, fs))
+    for name, fs in cards:
+        c = fs.card
+        print(f"\n{name}: pretrained encoder ({c.format}, {c.window_s:g} s windows every "
+              f"{c.hop_s:g} s at {c.sample_rate:,} Hz, pooling {c.pooling})")
+        for key in ("source", "pretraining", "licence", "citation", "overlap", "cost"):
+            if c.about.get(key):
+                print(f"  {key + ':':<13}{c.about[key]}")
+        print(f"  {'card:':<13}{c.path}")
+    print("\nAlso: encoder:CARD.toml (a model file), hear:MODULE (a HEAR-API module), and "
+          "vector sets joined with + (birdnet+mfcc-stats).")
     return 0
 
 
 def cmd_features_build(args: argparse.Namespace) -> int:
     from usbench.config import BuildConfig
-    from usbench.features import FEATURES
+    from usbench.features import check_name, get_feature_set
     from usbench.runner import build_features
 
-    FEATURES.check(args.features)
+    check_name(args.features)
+    get_feature_set(args.features)  # an encoder's card and model are checked before any clip
     cfg = BuildConfig(data=_data_config(args), features=args.features, jobs=args.jobs,
                       skip_bad=args.skip_bad, chunk_size=args.chunk_size)
     built = build_features(cfg)

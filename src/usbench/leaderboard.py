@@ -58,6 +58,9 @@ class Row:
     dataset_clips: int | None = None
     fold_plan: str = "official folds"
     fold_ratio: dict[int, float] = field(default_factory=dict)
+    pretrained: bool = False
+    encoder: str = ""
+    overlap: str = ""
     ci95: tuple[float, float] = (float("nan"), float("nan"))
     p_ttest: float | None = None
     p_wilcoxon: float | None = None
@@ -164,6 +167,9 @@ def _row(run: dict) -> Row | None:
                dataset_clips=int(clips) if clips else None,
                fold_plan=t.get("usbench.fold_plan", "official folds"),
                fold_ratio={f: test[f] / train[f] for f in test if train.get(f)},
+               pretrained=t.get("usbench.pretrained") == "true",
+               encoder=t.get("usbench.encoder", ""),
+               overlap=t.get("usbench.encoder.overlap", ""),
                audit={k: m[k] for k in ("random_split_accuracy", "inflation",
                                         "leaky_recordings") if k in m})
 
@@ -178,13 +184,17 @@ class Group:
     folds: tuple[int, ...]
     rows: list[Row]
     fold_plan: str = "official folds"
+    pretrained: bool = False
 
     @property
     def title(self) -> str:
         size = f"{self.clips:,} clips" if self.clips else "clip count not recorded"
         fp = f", fingerprint {self.fingerprint[:8]}" if self.fingerprint else ""
         plan = "" if self.fold_plan == "official folds" else f", {self.fold_plan}"
-        return f"{self.dataset} ({size}{fp}): tested folds {_fold_list(self.folds)}{plan}"
+        kind = (" - with pretrained encoders (they saw extra data: never ranked against "
+                "models trained from scratch)" if self.pretrained else "")
+        return (f"{self.dataset} ({size}{fp}): tested folds {_fold_list(self.folds)}"
+                f"{plan}{kind}")
 
 
 def _fold_list(folds: tuple[int, ...]) -> str:
@@ -269,17 +279,18 @@ def build(runs: list[dict], include_partial: bool = False) -> Board:
     trials = [r for r in best_trial.values() if r.config_id not in by_config]
     grouped: dict[tuple, list[Row]] = {}
     for r in [*by_config.values(), *trials]:
-        key = (r.dataset, r.dataset_fingerprint, r.folds, r.fold_plan)
+        # Entries on pretrained encoders saw extra data: a group of their own.
+        key = (r.dataset, r.dataset_fingerprint, r.folds, r.fold_plan, r.pretrained)
         grouped.setdefault(key, []).append(r)
     groups = []
-    # By dataset name, then most folds first, then best top row first.
-    for (name, fp, folds, plan), rows in sorted(grouped.items(), key=lambda kv: (
-            kv[0][0], -len(kv[0][2]), -max(r.accuracy for r in kv[1]), kv[0])):
+    # By dataset name, trained from scratch first, then most folds first, then best top row.
+    for (name, fp, folds, plan, pre), rows in sorted(grouped.items(), key=lambda kv: (
+            kv[0][0], kv[0][4], -len(kv[0][2]), -max(r.accuracy for r in kv[1]), kv[0])):
         rows.sort(key=lambda r: -r.accuracy)
         _compare(rows)
         clips = next((r.dataset_clips for r in rows if r.dataset_clips), None)
         groups.append(Group(dataset=name, fingerprint=fp, clips=clips, folds=folds, rows=rows,
-                            fold_plan=plan))
+                            fold_plan=plan, pretrained=pre))
     datasets = sorted({g.dataset for g in groups} | {a.dataset for a in audits})
     text = files("usbench").joinpath("data/reference_results.toml").read_text()
     references = [r for r in tomllib.loads(text)["reference"] if r["dataset"] in datasets]
@@ -388,12 +399,32 @@ def _notes(board: Board) -> list[str]:
                      "grouped by recording when recording ids are known; the assignment is in "
                      "each run's folds.csv). They are not an official protocol: compare such "
                      "rows only with rows on the same folds, never with published figures.")
+    if any(g.pretrained for g in board.groups):
+        notes.append("\"with pretrained encoders\": features from a frozen network trained on "
+                     "other data (nothing of it is fitted on any fold). Such entries saw extra "
+                     "data, so they are ranked only among themselves.")
+        overlaps = {r.encoder: r.overlap for g in board.groups if g.pretrained
+                    for r in g.rows if r.overlap}
+        notes += [f"Pretraining overlap, {enc}: {text}" for enc, text in sorted(overlaps.items())]
     if board.skipped_crashed:
         notes.append(f"{board.skipped_crashed} run(s) without metrics (crashed) were skipped.")
     if board.skipped_partial:
         notes.append(f"{board.skipped_partial} partial-data run(s) left out "
                      "(--include-partial shows them).")
     return notes
+
+
+def _reference_tables(board: Board) -> list[tuple[str, list[dict]]]:
+    """Published results: trained from scratch, then probes on pretrained encoders (shown
+    when the board has entries of that kind)."""
+    scratch = [r for r in board.references if not r.get("pretrained")]
+    probes = [r for r in board.references if r.get("pretrained")]
+    tables = [("Published results (reference, not re-run by usbench)", scratch)] if scratch \
+        else []
+    if probes and any(g.pretrained for g in board.groups):
+        tables.append(("Published results with pretrained encoders (linear probes; reference, "
+                       "not re-run by usbench)", probes))
+    return tables
 
 
 def to_markdown(board: Board, images: dict[str, Path], out: Path) -> str:
@@ -406,12 +437,12 @@ def to_markdown(board: Board, images: dict[str, Path], out: Path) -> str:
         lines += ["| " + " | ".join(c.replace("|", "/") for c in row) + " |" for row in body]
         lines.append("")
     lines += [f"- {n}" for n in _notes(board)] + [""]
-    if board.references:
-        lines += ["## Published results (reference, not re-run by usbench)", "",
+    for title, refs in _reference_tables(board):
+        lines += [f"## {title}", "",
                   "| dataset | model | features | accuracy | citation |",
                   "|---|---|---|---|---|"]
         lines += [f"| {r['dataset']} | {r['model']} | {r['features']} | {r['accuracy']:.3f} | "
-                  f"{r['citation']} |" for r in board.references]
+                  f"{r['citation']} |" for r in refs]
         lines.append("")
     if board.audits:
         lines += ["## Leakage audits", "",
@@ -451,12 +482,12 @@ def to_html(board: Board, images: dict[str, Path]) -> str:
     for group in board.groups:
         parts += [f"<h3>{esc(group.title)}</h3>", table(*_table(group))]
     parts += ["<ul>" + "".join(f"<li>{esc(n)}</li>" for n in _notes(board)) + "</ul></section>"]
-    if board.references:
-        parts += ["<section id='references' class='ref'><h2>Published results (reference, "
-                  "not re-run by usbench)</h2>",
+    for i, (title, refs) in enumerate(_reference_tables(board)):
+        parts += [f"<section id='references{'-pretrained' if i else ''}' class='ref'>"
+                  f"<h2>{esc(title)}</h2>",
                   table(["dataset", "model", "features", "accuracy", "citation"],
                         [[r["dataset"], r["model"], r["features"], f"{r['accuracy']:.3f}",
-                          r["citation"]] for r in board.references]), "</section>"]
+                          r["citation"]] for r in refs]), "</section>"]
     if board.audits:
         parts += ["<section id='audits'><h2>Leakage audits</h2>",
                   table(["model", "features", "fold protocol", "random split", "inflation",

@@ -15,6 +15,7 @@ from usbench.config import BuildConfig
 from usbench.datasets.base import Dataset
 from usbench.errors import DatasetError
 from usbench.features.base import FeatureSet
+from usbench.features.combined import Combined
 
 log = logging.getLogger("usbench")
 
@@ -91,6 +92,8 @@ def build_features(cfg: BuildConfig, *, progress: bool = True,
 
     fs = get_feature_set(cfg.features)
     ds = dataset if dataset is not None else open_dataset(cfg.data)
+    if isinstance(fs, Combined):
+        return _build_combined(cfg, fs, progress=progress, on_chunk=on_chunk, dataset=ds)
     start = time.perf_counter()
     store, inputs = store_for(ds, fs, cfg.augment)
     shape = fs.shape if cfg.augment is None else (cfg.augment.variants, *fs.shape)
@@ -136,6 +139,44 @@ def build_features(cfg: BuildConfig, *, progress: bool = True,
     if matrix.bad and not cfg.skip_bad:
         raise _bad_clips_error(matrix.bad, ds.n_clips, ds.root)
     return BuiltFeatures(dataset=ds, feature_set=fs, matrix=matrix,
+                         seconds=time.perf_counter() - start)
+
+
+def _build_combined(cfg: BuildConfig, fs: Combined, *, progress: bool, on_chunk,
+                    dataset: Dataset) -> BuiltFeatures:
+    """Build (or load) each part, then put their columns side by side for the clips every
+    part has (a clip bad in one part is bad for the whole)."""
+    import numpy as np
+
+    from usbench.config import fingerprint
+    from usbench.features import parts_of
+
+    start = time.perf_counter()
+    built = [build_features(replace(cfg, features=name), progress=progress,
+                            on_chunk=on_chunk, dataset=dataset)
+             for name in parts_of(fs.label)]
+    matrices = [b.matrix for b in built]
+    common = set(matrices[0].clip_ids).intersection(*(m.clip_ids for m in matrices[1:]))
+    ids = [c for c in dataset.column("clip_id") if c in common]
+
+    def rows(m: FeatureMatrix) -> np.ndarray:
+        if list(m.clip_ids) == ids:
+            return np.asarray(m.X)
+        where = {c: i for i, c in enumerate(m.clip_ids)}
+        return np.asarray(m.X)[[where[c] for c in ids]]
+
+    X = np.concatenate([rows(m) for m in matrices], axis=1)
+    bad, seen = [], set()
+    for m in matrices:
+        for b in m.bad:
+            if b["clip_id"] not in seen:
+                seen.add(b["clip_id"])
+                bad.append(b)
+    matrix = FeatureMatrix(X=X, clip_ids=ids, key=fingerprint([m.key for m in matrices]),
+                           bad=bad, computed=sum(m.computed for m in matrices),
+                           reused=sum(m.reused for m in matrices), path=matrices[0].path,
+                           notes=list(matrices[0].notes))
+    return BuiltFeatures(dataset=dataset, feature_set=fs, matrix=matrix,
                          seconds=time.perf_counter() - start)
 
 
@@ -246,15 +287,17 @@ def check_model(model: str, features: str, overrides: dict | None = None):
         (spec, params).
     """
     from usbench.errors import ConfigError
-    from usbench.features import FEATURES, get_feature_set
+    from usbench.features import FEATURES, check_name, get_feature_set
     from usbench.models import MODELS, get_model
 
     MODELS.check(model)
-    FEATURES.check(features)
+    check_name(features)
     spec = get_model(model)
     fs = get_feature_set(features)
     if spec.input_kind != fs.kind:
-        matching = [n for n in FEATURES if get_feature_set(n).kind == spec.input_kind]
+        # Built-in hand-made sets only: naming them opens no model.
+        matching = [n for n in FEATURES if n != "birdnet"
+                    and FEATURES.get(n).kind == spec.input_kind]
         raise ConfigError(
             f"Model '{model}' needs {spec.input_kind} features but '{features}' gives "
             f"{KIND_WORDS[fs.kind]}. Use --features "
@@ -376,6 +419,23 @@ class RecordSpec:
     register: str | None = None
 
 
+def feature_params(fs: FeatureSet) -> dict:
+    """The feature spec as run params: ``features.<field>``, and ``features.<i>.<field>`` for
+    the i-th part of a combined set."""
+    if isinstance(fs, Combined):
+        return {f"features.{i}.{k}": v for i, part in enumerate(fs.parts)
+                for k, v in part.spec().items()}
+    return {f"features.{k}": v for k, v in fs.spec().items()}
+
+
+def encoder_tags(fs: FeatureSet) -> dict[str, str]:
+    """``usbench.pretrained`` ("true" when any part is a pretrained encoder, whose identity,
+    weights digest, pretraining data, licence and overlap follow as ``usbench.encoder*``)."""
+    pretrained = bool(getattr(fs, "pretrained", False))
+    tags = fs.record_tags() if pretrained else {}
+    return {"usbench.pretrained": str(pretrained).lower(), **tags}
+
+
 def make_config_id(*, dataset: str, features_key: str, model: str, params: dict, folds: list,
                    seed: int, augment: dict | None = None, extra: dict | None = None) -> str:
     """The id of one configuration (the leaderboard keeps one row per id): 12 hex digits.
@@ -425,7 +485,7 @@ def record(*, model: str, features: str, params: dict, seed: int, inp: Inputs, r
     run_params = {"model": model, "features": features, "dataset": ds.name,
                   "folds": ",".join(map(str, test_folds)), "seed": seed,
                   **{f"model.params.{k}": v for k, v in params.items()},
-                  **{f"features.{k}": v for k, v in inp.built.feature_set.spec().items()},
+                  **feature_params(inp.built.feature_set),
                   "augment": inp.augment is not None,
                   **({f"augment.{k}": v for k, v in inp.augment.spec().items()}
                      if inp.augment is not None else {})}
@@ -442,6 +502,7 @@ def record(*, model: str, features: str, params: dict, seed: int, inp: Inputs, r
             "usbench.partial": str(inp.partial).lower(), "usbench.kind": how.kind,
             "usbench.selection": how.selection, "usbench.git_commit": _git_commit(),
             "usbench.augment": "off" if inp.augment is None else fingerprint(inp.augment.spec()),
+            **encoder_tags(inp.built.feature_set),
             **{f"usbench.version.{k}": v for k, v in _versions().items()},
             **{k: str(v) for k, v in how.extra_tags.items()}}
     result = {

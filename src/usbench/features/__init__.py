@@ -1,7 +1,13 @@
-"""Feature-set registry. Each entry is a frozen spec class with a version and declared shape."""
+"""Feature-set registry and the feature names a command accepts.
+
+A name is a registered set (``mfcc-stats``, ``logmel``, ``birdnet``...), ``encoder:CARD.toml``
+(a pretrained model file described by an encoder card), ``hear:MODULE`` (a HEAR-API module),
+or several vector sets joined by ``+`` (``birdnet+mfcc-stats``: their columns side by side).
+"""
 
 from __future__ import annotations
 
+from usbench.errors import ConfigError
 from usbench.features.base import FeatureSet
 from usbench.registry import Registry
 
@@ -13,10 +19,61 @@ FEATURES: Registry[type[FeatureSet]] = Registry(
         "logmel": "usbench.features.logmel:LogMel",
         "stft": "usbench.features.stft:Stft",
         "stft-mag": "usbench.features.stft:StftMagnitude",
+        "birdnet": "usbench.features.encoder:birdnet",
     },
 )
 
 
-def get_feature_set(name: str) -> FeatureSet:
-    """The registered feature set `name` with its default parameters."""
+def parts_of(name: str) -> list[str]:
+    """The single feature names of `name` (one unless it joins several with ``+``; so a card's
+    path cannot hold a ``+``)."""
+    parts = [p.strip() for p in name.split("+")]
+    if any(not p for p in parts):
+        raise ConfigError(f"Feature name '{name}' has an empty part. Join names with '+', "
+                          "e.g. birdnet+mfcc-stats.")
+    if len(set(parts)) != len(parts):
+        raise ConfigError(f"Feature name '{name}' names a set twice. Name each once.")
+    return parts
+
+
+def get_feature_set(name: str, *, weights: str | None = None) -> FeatureSet:
+    """The feature set `name` with its default parameters.
+
+    Args:
+        name: see the module docstring.
+        weights: a model file passed to a HEAR module's ``load_model`` (``--weights``).
+
+    Raises:
+        ConfigError: an unknown name, or a combination of sets that are not all vectors.
+        FeatureError: an encoder card or HEAR module that cannot be used.
+    """
+    parts = parts_of(check_name(name))
+    if len(parts) > 1:
+        from usbench.features.combined import Combined
+
+        return Combined.of([get_feature_set(p, weights=weights) for p in parts], name)
+    if name.startswith("encoder:"):
+        from usbench.features.encoder import EncoderFeatures
+
+        path = name.removeprefix("encoder:")
+        if not path:
+            raise ConfigError("'encoder:' needs a card: --features encoder:PATH/TO/card.toml.")
+        return EncoderFeatures.from_card(path)
+    if name.startswith("hear:"):
+        from usbench.features.hear import HearFeatures
+
+        return HearFeatures.from_module(name.removeprefix("hear:"), weights)
     return FEATURES.get(name)()
+
+
+def check_name(name: str) -> str:
+    """`name` if it is a well-formed feature name (registered parts exist), without opening any
+    model: a did-you-mean error otherwise."""
+    for part in parts_of(name):
+        if not part.startswith(("encoder:", "hear:")):
+            try:
+                FEATURES.check(part)
+            except ConfigError as exc:
+                raise ConfigError(f"{exc} Or encoder:CARD.toml, hear:MODULE, or vector sets "
+                                  "joined with + (birdnet+mfcc-stats).") from None
+    return name

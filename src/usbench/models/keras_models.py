@@ -33,9 +33,6 @@ Training parameters of both families:
 from __future__ import annotations
 
 import os
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any, ClassVar
 
 import numpy as np
@@ -59,34 +56,17 @@ _POOL = (4, 2)
 PREDICT_VALUES = 256 * 128 * 128
 
 
-@contextmanager
-def _quiet_native_stderr(quiet: bool) -> Iterator[None]:
-    """Hide what native code writes to fd 2 while TensorFlow loads.
-
-    TensorFlow prints its oneDNN notice before absl logging starts, so TF_CPP_MIN_LOG_LEVEL
-    cannot hide it. Python exceptions are unaffected: they propagate as usual.
-    """
-    if not quiet:
-        yield
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "wb") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
 def _import_keras() -> tuple[Any, Any]:
     """Import Keras on TensorFlow quietly: returns (keras, tensorflow)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     # oneDNN halves CNN epoch time on CPU and stays bit-reproducible run to run on one machine.
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
     os.environ["KERAS_BACKEND"] = "tensorflow"
-    with _quiet_native_stderr(os.environ["TF_CPP_MIN_LOG_LEVEL"] >= "3"):
+    from usbench.native import quiet_native_stderr
+
+    # TensorFlow prints its oneDNN notice before absl logging starts, so TF_CPP_MIN_LOG_LEVEL
+    # cannot hide it.
+    with quiet_native_stderr(os.environ["TF_CPP_MIN_LOG_LEVEL"] >= "3"):
         import keras
         import tensorflow as tf
 
