@@ -91,7 +91,8 @@ class FeatureMatrix:
         X: float32, shape (n_clips, *feature shape); read-only memory map when from disk.
         clip_ids: clip ids of the rows of X, in order.
         key: the features key.
-        bad: clips left out because they could not be decoded ({clip_id, path, reason}).
+        bad: clips left out because they could not be decoded or embedded
+            ({clip_id, path, reason}).
         notes: valid clips worth a look ({clip_id, note}: "silent" or "short").
         computed: clips decoded by the call that returned this matrix (bad ones included).
         reused: clips whose result that call took from the cache.

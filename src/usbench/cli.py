@@ -97,10 +97,17 @@ def _key_value(text: str) -> tuple[str, str]:
     return key.strip(), value.strip()
 
 
+def _add_weights_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--weights", metavar="PATH",
+                   help="the model file a hear:MODULE feature set's load_model takes "
+                        "(recorded as hear:MODULE@PATH)")
+
+
 def _add_evaluation_args(p: argparse.ArgumentParser, set_help: str) -> None:
     """What run, sweep and audit share: model, features, data, --set, tracking, workers."""
     p.add_argument("--model", required=True, metavar="NAME", help="`usbench ls models`")
     p.add_argument("--features", required=True, metavar="NAME")
+    _add_weights_arg(p)
     _add_data_args(p)
     p.add_argument("--set", action="append", default=[], type=_key_value, metavar="KEY=VALUE",
                    dest="overrides", help=set_help + "; augment.KEY=VALUE tunes --augment")
@@ -155,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     feats_sub.add_parser("ls", help="list feature sets").set_defaults(func=cmd_features_ls)
     build = feats_sub.add_parser("build", help="extract a feature set into the cache")
     build.add_argument("--features", required=True, metavar="NAME")
+    _add_weights_arg(build)
     _add_data_args(build)
     build.add_argument("--jobs", type=_positive_int, metavar="N",
                        help="worker processes (default: one thread per core in this process; "
@@ -404,6 +412,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         raise ConfigError(f"--register {cfg.register} registers the saved model: add "
                           "--save-model.")
+    if cfg.save_model and "+" in cfg.features:
+        from usbench.errors import ConfigError
+
+        raise ConfigError(f"--save-model saves a model on one feature set, and '{cfg.features}' "
+                          "joins several. Evaluate the combination without --save-model, or "
+                          "save a model on one of its sets.")
     prepare_model(cfg)  # refuse bad names, parameters and model/feature pairs before any work
     out = run_experiment(cfg)
     print()
@@ -615,6 +629,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     log.setLevel(logging.INFO)
     log.propagate = False
     try:
+        if getattr(args, "weights", None) is not None:
+            from usbench.features import with_weights
+
+            args.features = with_weights(args.features, args.weights)
         return args.func(args)
     except UsbenchError as exc:
         if args.debug:

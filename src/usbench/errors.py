@@ -29,6 +29,16 @@ class FeatureError(UsbenchError):
     """Feature extraction failed or produced invalid values."""
 
 
+class ClipFeatureError(FeatureError):
+    """An encoder could not embed one or more clips of a batch (raised by ``extract_batch``):
+    the clips are then embedded one at a time, and those that still fail follow the
+    ``--skip-bad`` path like undecodable ones. `reason` says why, for the manifest."""
+
+    def __init__(self, message: str, reason: str):
+        self.reason = reason
+        super().__init__(message)
+
+
 class CacheError(UsbenchError):
     """The feature cache cannot be read or written."""
 

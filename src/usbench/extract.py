@@ -56,14 +56,41 @@ def extract_chunk(fs: FeatureSet, clip_ids: list[str], paths: list[str],
         if len(y) < SHORT_SAMPLES:
             notes.append({"clip_id": clip_id, "note": "short"})
     if augment is None:
-        X = fs.extract_batch(waves, fs.sr) if waves else np.empty((0, *fs.shape), np.float32)
-        return good, X, bad, notes
+        paths_of = dict(zip(clip_ids, paths, strict=True))
+        X, good, waves = _embed_or_drop(fs, good, waves, paths_of=paths_of, bad=bad)
+        kept = set(good)
+        return good, X, bad, [n for n in notes if n["clip_id"] in kept]
     k = augment.variants
     deformed = [v for clip_id, y in zip(good, waves, strict=True)
                 for v in augment.make(y, fs.sr, clip_id)]
     X = (fs.extract_batch(deformed, fs.sr) if deformed
          else np.empty((0, *fs.shape), np.float32))
     return good, X.reshape(len(good), k, *fs.shape), bad, notes
+
+
+def _embed_or_drop(fs: FeatureSet, good: list[str], waves: list[np.ndarray], *,
+                   paths_of: dict[str, str], bad: list[dict]):
+    """Features of `waves`; if the feature set cannot embed some of them (ClipFeatureError),
+    each clip alone, the failing ones moved to `bad`. Returns (X, good ids, waves)."""
+    from usbench.errors import ClipFeatureError
+
+    if not waves:
+        return np.empty((0, *fs.shape), np.float32), good, waves
+    try:
+        return fs.extract_batch(waves, fs.sr), good, waves
+    except ClipFeatureError:
+        rows, kept, kept_waves = [], [], []
+        for clip_id, y in zip(good, waves, strict=True):
+            try:
+                rows.append(fs.extract_batch([y], fs.sr)[0])
+            except ClipFeatureError as exc:
+                bad.append({"clip_id": clip_id, "path": paths_of[clip_id],
+                            "reason": exc.reason})
+                continue
+            kept.append(clip_id)
+            kept_waves.append(y)
+        X = np.stack(rows) if rows else np.empty((0, *fs.shape), np.float32)
+        return X, kept, kept_waves
 
 
 def keep_freed_memory() -> bool:

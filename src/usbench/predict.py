@@ -12,10 +12,26 @@ import dataclasses
 from usbench.errors import ConfigError
 
 
-def feature_set_from_spec(spec: dict):
-    """Rebuild the exact feature set a model was trained on."""
+def feature_set_from_spec(spec: dict, name: str | None = None):
+    """Rebuild the exact feature set a model was trained on.
+
+    Args:
+        spec: the feature set's spec when the model was saved.
+        name: the feature name the run was given (``birdnet``, ``encoder:CARD``, ``hear:M``):
+            a pretrained encoder is opened again by name, and must still give `spec` (the same
+            model file, weights and runtime).
+    """
     from usbench.features import get_feature_set
 
+    if spec["name"] in ("encoder", "hear"):
+        fs = get_feature_set(name or "")
+        if fs.spec() != spec:
+            changed = sorted(k for k in {*spec, *fs.spec()} if spec.get(k) != fs.spec().get(k))
+            raise ConfigError(
+                f"The model was trained on '{name}', which now differs ({', '.join(changed)} "
+                "changed). Restore the encoder it was trained with, or re-run the experiment "
+                "(`usbench run ... --save-model`).")
+        return fs
     fs = get_feature_set(spec["name"])
     if spec.get("version") != fs.version:
         raise ConfigError(

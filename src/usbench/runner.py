@@ -65,7 +65,7 @@ def _bad_clips_error(bad: list[dict], n_clips: int, root) -> DatasetError:
     first = bad[0]
     rel = Path(first["path"]).relative_to(root) if root else first["path"]
     return DatasetError(
-        f"{len(bad):,} of {n_clips:,} clips could not be decoded (first: {rel}: "
+        f"{len(bad):,} of {n_clips:,} clips could not be decoded or embedded (first: {rel}: "
         f"{first['reason']}). Fix or remove them, or pass --skip-bad to leave them out "
         "(finished clips stay cached)."
     )
@@ -530,7 +530,8 @@ def record(*, model: str, features: str, params: dict, seed: int, inp: Inputs, r
                                   example=str(ds.clips["path"].iloc[0]), register=how.register)
         bundle.save(folder / "estimator", final_estimator, {
             "model": model, "params": params, "classes": list(ds.classes),
-            "feature_spec": inp.built.feature_set.spec(), "config_id": config_id,
+            "feature_spec": inp.built.feature_set.spec(), "feature_name": features,
+            "config_id": config_id,
             "features_key": m.key, "trained_on_folds": sorted(set(inp.folds.tolist())),
         })
     timed = all(r.started for r in results)  # the run spans the evaluation, not the logging

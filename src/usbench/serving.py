@@ -64,7 +64,8 @@ class AudioClassifier(mlflow.pyfunc.PythonModel):
 
         self.bundle = bundle.load(Path(context.artifacts["bundle"]))
         # Refuses a model whose feature set this usbench computes differently.
-        self.feature_set = feature_set_from_spec(self.bundle.feature_spec)
+        self.feature_set = feature_set_from_spec(self.bundle.feature_spec,
+                                                  self.bundle.meta.get("feature_name"))
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         if isinstance(model_input, pd.DataFrame):

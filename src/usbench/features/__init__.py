@@ -36,12 +36,25 @@ def parts_of(name: str) -> list[str]:
     return parts
 
 
-def get_feature_set(name: str, *, weights: str | None = None) -> FeatureSet:
+def with_weights(name: str, weights: str | None) -> str:
+    """`name` with ``--weights PATH`` given to its HEAR part: ``hear:M`` -> ``hear:M@PATH``."""
+    if weights is None:
+        return name
+    parts = parts_of(name)
+    bare = [i for i, p in enumerate(parts) if p.startswith("hear:") and "@" not in p]
+    if len(bare) != 1:
+        raise ConfigError(f"--weights is for one HEAR module, but '{name}' has "
+                          f"{len(bare) or 'no'} hear: part(s) without weights. Name each "
+                          "module's file as hear:MODULE@PATH instead.")
+    parts[bare[0]] += f"@{weights}"
+    return "+".join(parts)
+
+
+def get_feature_set(name: str) -> FeatureSet:
     """The feature set `name` with its default parameters.
 
     Args:
         name: see the module docstring.
-        weights: a model file passed to a HEAR module's ``load_model`` (``--weights``).
 
     Raises:
         ConfigError: an unknown name, or a combination of sets that are not all vectors.
@@ -51,7 +64,7 @@ def get_feature_set(name: str, *, weights: str | None = None) -> FeatureSet:
     if len(parts) > 1:
         from usbench.features.combined import Combined
 
-        return Combined.of([get_feature_set(p, weights=weights) for p in parts], name)
+        return Combined.of([get_feature_set(p) for p in parts], name)
     if name.startswith("encoder:"):
         from usbench.features.encoder import EncoderFeatures
 
@@ -62,7 +75,7 @@ def get_feature_set(name: str, *, weights: str | None = None) -> FeatureSet:
     if name.startswith("hear:"):
         from usbench.features.hear import HearFeatures
 
-        return HearFeatures.from_module(name.removeprefix("hear:"), weights)
+        return HearFeatures.from_module(name.removeprefix("hear:"))
     return FEATURES.get(name)()
 
 

@@ -15,7 +15,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from usbench.errors import FeatureError
+from usbench.errors import ClipFeatureError, FeatureError
 from usbench.features.base import FeatureSet
 from usbench.features.cards import EncoderCard, builtin_card, load_card, weights_digest
 
@@ -119,10 +119,10 @@ class EncoderFeatures(FeatureSet):
             if self.card.pooling == "mean+max":
                 out[i, self.dim:] = e.max(axis=0)
         if not np.isfinite(out).all():
-            raise FeatureError(
+            raise ClipFeatureError(
                 f"Encoder '{self.card.name}' returned NaN or infinite embeddings. Check the "
                 f"model file {self.card.model} and its input ('input', 'sample_rate' in "
-                f"{self.card.path}).")
+                f"{self.card.path}).", f"encoder '{self.card.name}' returned NaN or inf")
         return out
 
 
