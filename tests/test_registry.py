@@ -26,3 +26,12 @@ def test_entries_resolve_lazily_and_once():
 
     assert reg.get("path-join") is os.path.join
     assert reg.names() == ["path-join"] and "path-join" in reg
+
+
+def test_feature_names_become_safe_file_names():
+    from usbench.features import slug
+
+    assert slug("birdnet+mfcc-stats") == "birdnet+mfcc-stats"
+    a, b = slug("encoder:/x/cards/a.toml"), slug("encoder:/y/cards/a.toml")
+    assert a != b and a.startswith("encoder-x-cards-a.toml-")
+    assert all(c.isalnum() or c in "._+-" for c in a + b + slug("hear:m@/w/ é.pt"))

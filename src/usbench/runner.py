@@ -479,7 +479,9 @@ def record(*, model: str, features: str, params: dict, seed: int, inp: Inputs, r
     uri = how.tracking_uri or tracking.default_tracking_uri(results_root)
     experiment = how.experiment or ds.name
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    run_name = f"{model}-{features}-{config_id[:6]}-{stamp}"
+    from usbench.features import slug
+
+    run_name = f"{model}-{slug(features)}-{config_id[:6]}-{stamp}"
     if how.kind == "trial" and "usbench.trial" in how.extra_tags:
         run_name = f"trial-{how.extra_tags['usbench.trial']}-{run_name}"
     run_params = {"model": model, "features": features, "dataset": ds.name,

@@ -532,8 +532,10 @@ def _sweep(cfg: SweepConfig, *, progress: bool) -> SweepOutcome:
     inp = load_inputs(cfg.data, cfg.features, jobs=cfg.jobs, progress=progress,
                       augment=cfg.augment, dataset=ds)
     folds = cv.check_folds(inp.folds, None)
-    name = cfg.study or f"{ds.name}-{cfg.model}-{cfg.features}" + ("-nested" if cfg.nested
-                                                                   else "")
+    from usbench.features import slug
+
+    name = cfg.study or (f"{ds.name}-{cfg.model}-{slug(cfg.features)}"
+                         + ("-nested" if cfg.nested else ""))
     from usbench.config import fingerprint
 
     fixed = {k: defaults[k] for k in dict(cfg.overrides)}

@@ -36,6 +36,19 @@ def parts_of(name: str) -> list[str]:
     return parts
 
 
+def slug(name: str) -> str:
+    """`name` as it may appear in a file or study name: itself when it holds only letters,
+    digits and ``._+-``; otherwise those characters and a digest of the whole name
+    (``encoder:cards/yamnet.toml`` -> ``encoder-cards-yamnet.toml-3f2a1c``)."""
+    import hashlib
+    import re
+
+    if re.fullmatch(r"[A-Za-z0-9._+-]+", name):
+        return name
+    readable = re.sub(r"[^A-Za-z0-9._+-]+", "-", name).strip("-")[-48:]
+    return f"{readable}-{hashlib.sha256(name.encode()).hexdigest()[:6]}"
+
+
 def with_weights(name: str, weights: str | None) -> str:
     """`name` with ``--weights PATH`` given to its HEAR part: ``hear:M`` -> ``hear:M@PATH``."""
     if weights is None:
