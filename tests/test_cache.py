@@ -174,8 +174,9 @@ def test_bad_clips_stop_the_build_then_skip_bad_keeps_everything(tiny_root):
     with pytest.raises(DatasetError) as err:
         build_features(_cfg(tiny_root), progress=False)
     assert str(err.value) == (
-        f"3 of 200 clips could not be decoded (first: audio/fold{clips.iloc[5]['fold']}/"
-        f"{ids[0]}: empty file (0 bytes)). Fix or remove them, or pass --skip-bad to leave "
+        f"3 of 200 clips could not be decoded or embedded (first: "
+        f"audio/fold{clips.iloc[5]['fold']}/{ids[0]}: empty file (0 bytes)). Fix or remove "
+        "them, or pass --skip-bad to leave "
         "them out (finished clips stay cached)."
     )
     skipped = build_features(_cfg(tiny_root, skip_bad=True), progress=False)

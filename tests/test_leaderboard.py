@@ -163,6 +163,33 @@ def test_report_files_sections_and_references(store, tmp_path):
     assert (tmp_path / "out" / "leaderboard_files" / "per_fold_accuracy.png").is_file()
 
 
+def test_pretrained_encoders_get_their_own_section_never_ranked_with_scratch(store, tmp_path):
+    accs = [0.6 + 0.01 * i for i in range(10)]
+    _log(store, tmp_path, "scratch", accs, dataset="urbansound8k")
+    assert "with pretrained encoders" not in leaderboard(store, None, tmp_path / "a")[1].read_text()
+    enc = {"usbench.pretrained": "true", "usbench.encoder": "birdnet",
+           "usbench.encoder.overlap": "Freesound clips may be among its training data."}
+    _log(store, tmp_path, "probe-lr", [a + 0.2 for a in accs], model="logreg",
+         dataset="urbansound8k", extra_tags=enc)
+    _log(store, tmp_path, "probe-rf", [a + 0.1 + 0.01 * (i % 3) for i, a in enumerate(accs)],
+         dataset="urbansound8k",
+         extra_tags={**enc, "usbench.encoder": "my-birdnet"})
+    board, md, page = leaderboard(store, None, tmp_path / "b")
+    assert [(g.pretrained, [r.model for r in g.rows]) for g in board.groups] == [
+        (False, ["rf"]), (True, ["logreg", "rf"])]
+    scratch, probes = board.groups
+    assert scratch.rows[0].p_ttest is None  # the best scratch entry is compared with nothing
+    assert probes.rows[1].p_ttest is not None  # probes are compared among themselves
+    text = md.read_text()
+    assert "tested folds 1-10 - with pretrained encoders" in text
+    assert "Pretraining overlap, birdnet, my-birdnet: Freesound clips may be among" in text
+    assert text.count("Pretraining overlap") == 1
+    probe_refs = text.split("Published results with pretrained encoders")[1]
+    assert "BEATs" in probe_refs and "0.848" in probe_refs
+    assert "BEATs" not in text.split("Published results with pretrained encoders")[0]
+    assert "id='references-pretrained'" in page.read_text()
+
+
 def test_no_reference_rows_for_synthetic(store, tmp_path):
     _log(store, tmp_path, "a", [0.7] * 10)
     _, md, _ = leaderboard(store, None, tmp_path / "out")

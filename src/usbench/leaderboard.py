@@ -403,9 +403,13 @@ def _notes(board: Board) -> list[str]:
         notes.append("\"with pretrained encoders\": features from a frozen network trained on "
                      "other data (nothing of it is fitted on any fold). Such entries saw extra "
                      "data, so they are ranked only among themselves.")
-        overlaps = {r.encoder: r.overlap for g in board.groups if g.pretrained
-                    for r in g.rows if r.overlap}
-        notes += [f"Pretraining overlap, {enc}: {text}" for enc, text in sorted(overlaps.items())]
+        overlaps: dict[str, set[str]] = {}  # one note per text, naming its encoders
+        for g in board.groups:
+            for r in g.rows if g.pretrained else []:
+                if r.overlap:
+                    overlaps.setdefault(r.overlap, set()).add(r.encoder)
+        notes += [f"Pretraining overlap, {', '.join(sorted(encs))}: {text}"
+                  for text, encs in sorted(overlaps.items(), key=lambda kv: sorted(kv[1]))]
     if board.skipped_crashed:
         notes.append(f"{board.skipped_crashed} run(s) without metrics (crashed) were skipped.")
     if board.skipped_partial:

@@ -227,3 +227,9 @@ def test_birdnet_card_says_where_it_comes_from():
     about = get_feature_set("birdnet").card.about
     assert "CC BY-NC-SA 4.0" in about["licence"] and "Kahl" in about["citation"]
     assert "Freesound" in about["overlap"] and about["pretraining"] and about["cost"]
+
+
+def test_hop_defaults_to_the_window(tiny_models, tmp_path):
+    card = load_card(_card(tmp_path, tiny_models[3], model=str(tiny_models[0] / "tiny.tflite"),
+                           hop_s=None))
+    assert card.hop_s == card.window_s and card.hop == WINDOW

@@ -4,8 +4,6 @@ module or clip as a one-line error."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -129,8 +127,7 @@ def _shorten(root, clips, n=1):
     return ids
 
 
-@pytest.mark.usefixtures("in_tmp")
-def test_run_build_and_combined_sets_end_to_end(tiny_root, weights, capsys):
+def test_run_build_and_combined_sets_end_to_end(tiny_root, weights, capsys, in_tmp):
     from mlflow.tracking import MlflowClient
 
     from usbench.datasets import open_dataset
@@ -160,12 +157,13 @@ def test_run_build_and_combined_sets_end_to_end(tiny_root, weights, capsys):
     assert run_cli("run", "--model", "logreg", "--features", f"{name}+mfcc-mean", "--weights",
                    str(weights), "--data", str(tiny_root), "--skip-bad", "--folds", "1,2") == 0
     out = capsys.readouterr().out
-    run = MlflowClient("sqlite:///results/mlflow.db").get_run(run_id_of(out))
+    # An absolute URI: MLflow caches its store by URI, and later tests run in other folders.
+    run = MlflowClient(f"sqlite:///{in_tmp / 'results' / 'mlflow.db'}").get_run(run_id_of(out))
     assert run.data.params["features"] == f"{name}@{weights}+mfcc-mean"
     tags = run.data.tags
     assert tags["usbench.pretrained"] == "true" and tags["usbench.encoder"] == name
     assert tags["usbench.encoder.licence"] == "MIT" and tags["usbench.partial"] == "true"
-    predicted = pd.read_csv(next(Path("results").rglob("predictions.csv"))).clip_id
+    predicted = pd.read_csv(next((in_tmp / "results").rglob("predictions.csv"))).clip_id
     assert short not in set(predicted)
 
 

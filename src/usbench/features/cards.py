@@ -9,7 +9,8 @@ uses it. The built-in ``birdnet`` is such a card shipped in the package::
     format = "tflite"                # tflite | keras (.keras/.h5 file) | savedmodel (folder)
     sample_rate = 16000              # Hz the model expects
     window_s = 0.975                 # seconds of audio per window
-    hop_s = 0.48                     # seconds between window starts
+    hop_s = 0.48                     # optional: seconds between window starts (default:
+                                     # window_s, windows side by side)
     embedding = "tower0/.../Mean"    # tensor (tflite), layer (keras) or output name
                                      # (savedmodel); or an output index such as 0
     input = "waveform"               # optional: the input tensor's name (default: the only one)
@@ -44,8 +45,8 @@ ABOUT_KEYS = ("summary", "source", "pretraining", "licence", "citation", "overla
               "install")
 # Required keys with their types, then optional ones.
 REQUIRED = {"name": str, "model": str, "format": str, "sample_rate": int, "window_s": float,
-            "hop_s": float, "embedding": (str, int)}
-OPTIONAL = {"input": str, "pooling": str, "min_window_s": float, "about": dict}
+            "embedding": (str, int)}
+OPTIONAL = {"hop_s": float, "input": str, "pooling": str, "min_window_s": float, "about": dict}
 TYPE_WORDS = {str: "a string", int: "an integer", float: "a number", dict: "a table",
               (str, int): "a name or an output index"}
 
@@ -148,6 +149,7 @@ def load_card(path: str | Path) -> EncoderCard:
     if pooling not in POOLINGS:
         raise _fail(path, f"field 'pooling' must be one of {', '.join(POOLINGS)}, got "
                     f"{pooling!r}.")
+    data.setdefault("hop_s", data["window_s"])
     for key in ("sample_rate", "window_s", "hop_s"):
         if not data[key] > 0:
             raise _fail(path, f"field '{key}' must be positive, got {data[key]!r}.")
