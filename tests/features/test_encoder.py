@@ -233,3 +233,31 @@ def test_hop_defaults_to_the_window(tiny_models, tmp_path):
     card = load_card(_card(tmp_path, tiny_models[3], model=str(tiny_models[0] / "tiny.tflite"),
                            hop_s=None))
     assert card.hop_s == card.window_s and card.hop == WINDOW
+
+
+def test_a_card_runs_sweeps_and_audits_end_to_end(tiny_models, tmp_path, tiny_root_ro, in_tmp,
+                                                  capsys):
+    """The tiny TFLite encoder through `features build`, `run`, `sweep` and `audit`, alone and
+    beside a hand-made set; a run records what the card says about the encoder."""
+    from mlflow.tracking import MlflowClient
+
+    from tests.conftest import run_cli, run_id_of
+
+    card = _card(tmp_path, tiny_models[3], model=str(tiny_models[0] / "tiny.tflite"))
+    with open(card, "a") as fh:
+        fh.write('[about]\npretraining = "random weights"\nlicence = "MIT"\n')
+    name, data = f"encoder:{card}", ["--data", str(tiny_root_ro)]
+    assert run_cli("features", "build", "--features", name, *data) == 0
+    assert "200 clips -> " in capsys.readouterr().out
+    assert run_cli("run", "--model", "logreg", "--features", name, *data,
+                   "--folds", "1,2") == 0
+    run = MlflowClient(f"sqlite:///{in_tmp / 'results' / 'mlflow.db'}").get_run(
+        run_id_of(capsys.readouterr().out))
+    tags = run.data.tags
+    assert (tags["usbench.encoder"], tags["usbench.encoder.pretraining"],
+            tags["usbench.encoder.licence"]) == ("tiny", "random weights", "MIT")
+    assert run.data.params["features.weights_sha256"] == tags["usbench.encoder.weights_sha256"]
+    both = f"{name}+mfcc-mean"
+    assert run_cli("sweep", "--model", "logreg", "--features", both, *data, "--trials", "1") == 0
+    assert run_cli("audit", "--model", "logreg", "--features", both, *data) == 0
+    assert "random split" in capsys.readouterr().out
