@@ -138,6 +138,7 @@ CASES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", list(CASES))
 def test_bad_input_is_one_line_with_the_fix(case, tiny_root, tmp_path):
     """Exit code 2, the error as the last and only `usbench: error:` line, no traceback."""

@@ -114,6 +114,7 @@ def test_interrupted_build_resumes_without_recomputing(tiny_root_ro, monkeypatch
     assert resumed.matrix.clip_ids == fresh.matrix.clip_ids
 
 
+@pytest.mark.slow
 def test_build_killed_with_sigkill_resumes(tiny_root_ro, isolated_cache):
     cmd = [sys.executable, "-m", "usbench", "features", "build", "--features", "mfcc-stats",
            "--data", str(tiny_root_ro), "--jobs", "1", "--chunk-size", "8"]
@@ -135,6 +136,7 @@ def test_build_killed_with_sigkill_resumes(tiny_root_ro, isolated_cache):
     np.testing.assert_array_equal(resumed.matrix.X, expected.matrix.X)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="finds processes in /proc")
 def test_killed_build_leaves_no_worker_behind(tiny_root_ro, isolated_cache):
     cmd = [sys.executable, "-m", "usbench", "features", "build", "--features", "logmel",
@@ -281,6 +283,7 @@ def test_unreadable_partial_matrix_drops_every_chunk_with_one_warning_each(tiny_
     assert len(warned) == 3 and all("features.partial.npy is unreadable" in w for w in warned)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
 def test_extraction_processes_reuse_freed_memory_instead_of_faulting_it_in():
     """A chunk's waveforms, freed, serve the next chunk without page faults (glibc's default

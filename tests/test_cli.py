@@ -58,6 +58,7 @@ def test_features_build_counts_silent_and_short_clips(tiny_root, capsys):
                            "shorter than one analysis window")
 
 
+@pytest.mark.slow
 def test_features_build_of_an_urbansound8k_root_does_not_import_pandas(tiny_root_ro):
     """pandas takes 0.22 s to import: more than the rest of a small build's start-up."""
     code = ("import sys; from usbench.cli import main; "
@@ -172,6 +173,7 @@ def test_bad_flag_values_are_refused(capsys):
     assert len(err) == 1 and "--fold-jobs: expected a positive integer, got 0" in err[0]
 
 
+@pytest.mark.slow
 def test_help_imports_no_heavy_library():
     code = (
         "import sys\n"
@@ -185,6 +187,7 @@ def test_help_imports_no_heavy_library():
     assert out.strip().splitlines()[-1] == "[]"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("unbuffered", ["", "1"])
 @pytest.mark.parametrize("command", [["features", "ls"], ["--version"]])
 def test_a_reader_that_goes_away_gets_no_traceback(command, unbuffered):

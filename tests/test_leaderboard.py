@@ -243,6 +243,7 @@ window.addEventListener('load', () => {
 </script></body>"""
 
 
+@pytest.mark.slow
 def test_html_renders_in_a_browser(store, tmp_path):
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:

@@ -98,6 +98,7 @@ def test_dataset_inputs_name_the_data_and_features(tiny_root_ro, esc_ro, in_tmp,
     assert digests[0] != digests[1]
 
 
+@pytest.mark.slow
 def test_saved_model_is_an_mlflow_model(saved, esc_ro, in_tmp, capsys):
     clip = sorted((esc_ro / "audio").iterdir())[0]
     # usbench predict, by run id and by registry URI, gives what MLflow's loader gives.
@@ -131,6 +132,7 @@ def test_saved_model_is_an_mlflow_model(saved, esc_ro, in_tmp, capsys):
     assert client.get_model_version("pets", "1").run_id == saved
 
 
+@pytest.mark.slow
 def test_serving_answers_rest_requests(saved, esc_ro, in_tmp, capsys):
     port = _free_port()
     clip = sorted((esc_ro / "audio").iterdir())[0]
@@ -216,6 +218,7 @@ def test_leaderboard_is_logged_as_a_run(tiny_root_ro, in_tmp, capsys):
     assert open(logged).read() == local
 
 
+@pytest.mark.slow
 def test_study_points_at_its_mlflow_run(tiny_root_ro, in_tmp):
     import optuna
 
@@ -255,6 +258,7 @@ def test_study_points_at_its_mlflow_run(tiny_root_ro, in_tmp):
     assert trial.info.end_time <= parent.info.end_time
 
 
+@pytest.mark.slow
 def test_runs_page_in_a_real_browser(esc_ro, in_tmp):
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:

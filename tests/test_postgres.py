@@ -60,6 +60,7 @@ def postgres_url():
         shutil.rmtree(home, ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_two_hosts_share_one_postgresql_study(postgres_url, three_folds, tmp_path):  # noqa: F811
     cmd = [sys.executable, "-m", "usbench", "sweep", "--model", "logreg", "--features",
            "mfcc-mean", "--data", str(three_folds), "--allow-missing", "--trials", "8",

@@ -34,6 +34,7 @@ time.sleep(60)
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="finds processes in /proc")
 @pytest.mark.parametrize("means", [
     "watchdog",
@@ -62,6 +63,7 @@ def test_each_means_alone_ends_the_worker_with_its_parent(means):
         parent.stdout.close()
 
 
+@pytest.mark.slow
 def test_worker_whose_parent_died_before_it_was_set_up_exits_at_once():
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()

@@ -164,6 +164,7 @@ def _poll(path, query: str) -> list[tuple] | None:
 FINISHED = "SELECT count(*) FROM trials WHERE state IN ('COMPLETE', 'PRUNED', 'FAIL')"
 
 
+@pytest.mark.slow
 def test_killed_sweep_resumes_with_finished_trials_intact(three_folds, in_tmp):
     cmd = [sys.executable, "-m", "usbench", "sweep", "--model", "logreg", "--features",
            "mfcc-mean", "--data", str(three_folds), "--allow-missing", "--trials", "200",
@@ -192,6 +193,7 @@ def test_killed_sweep_resumes_with_finished_trials_intact(three_folds, in_tmp):
     assert sweep_mod.finished_trials(study) == len(before) + 2
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="finds processes in /proc")
 def test_killed_sweep_leaves_no_worker_behind(three_folds, in_tmp):
     import socket
@@ -260,6 +262,7 @@ def test_unreachable_storage_fails_before_any_work(capsys, isolated_cache):
     assert not isolated_cache.exists()
 
 
+@pytest.mark.slow
 def test_ctrl_c_leaves_the_study_consistent_and_resumable(three_folds, in_tmp):
     cmd = [sys.executable, "-m", "usbench", "sweep", "--model", "logreg", "--features",
            "mfcc-mean", "--data", str(three_folds), "--allow-missing", "--trials", "200",
@@ -363,6 +366,7 @@ def test_resumed_and_shared_sweeps_never_repeat_a_draw(three_folds, in_tmp):
         _study(in_tmp, out.study_name))[:3]  # a fresh study with one seed repeats itself
 
 
+@pytest.mark.slow
 def test_stale_trials_and_sweep_runs_of_a_dead_process_are_failed_at_once(three_folds,
                                                                           in_tmp):
     import socket

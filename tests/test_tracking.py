@@ -171,6 +171,7 @@ print(tracking.log_run(sys.argv[1], folder.parent / "mlartifacts", tracking.RunL
 """
 
 
+@pytest.mark.slow
 def test_two_processes_creating_the_store_at_once_both_log(tmp_path):
     db = tmp_path / "results" / "mlflow.db"
     uri = f"sqlite:///{db}"

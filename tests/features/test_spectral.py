@@ -106,6 +106,7 @@ def test_mel_basis_is_librosas_kept_in_the_cache_and_rebuilt_when_damaged(isolat
     mel_basis.cache_clear()
 
 
+@pytest.mark.slow
 def test_a_build_with_the_filterbanks_cached_never_imports_librosa(isolated_cache):
     """librosa's import and numba compilation cost a fresh process about 0.3 s."""
     import subprocess

@@ -272,6 +272,7 @@ def test_bad_crops_masks_and_validation_settings_are_refused_before_fitting():
     mlp.check_protocol(mlp.params({}), [1], [1])  # a fixed epoch budget needs no fold
 
 
+@pytest.mark.slow
 def test_importing_the_registry_loads_neither_sklearn_nor_tensorflow():
     code = (
         "import sys\n"
