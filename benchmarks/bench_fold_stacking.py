@@ -1,4 +1,4 @@
-"""What training every fold's MLP in one TensorFlow graph would cost (issue 13's 60 s).
+"""What training every fold's MLP in one TensorFlow graph would cost (the MLP's 10 folds in 60 s).
 
 A measurement for a decision, not usbench's code path. The MLP's 10-fold run at UrbanSound8K
 size spends its time in TensorFlow's cost per training step (0.7-0.9 ms for 32 rows of a 91 k
@@ -11,8 +11,8 @@ per weight).
 Both are timed in this process, alternately, on random rows of the default MLP's shapes
 (``mfcc-stats``: 140 values, 200 and 300 ReLU units with dropout 0.5, L2 3e-3, Adam, 10
 classes; each epoch one compiled call, as ``usbench.models.keras_models`` trains): one fold's
-network, and K networks stacked. The default ``--batch 32`` is the MLP's batch until stop 21,
-where the cost of a step weighed most (it trains in batches of 128 since). Accuracy is not
+network, and K networks stacked. The default ``--batch 32`` is the tutorials' batch, where the
+cost of a step weighs most (usbench's MLP trains in batches of 128). Accuracy is not
 measured: the initialisation of the stacked kernels is not per fold here, and the rows are
 random.
 

@@ -2,7 +2,7 @@
 
 For each feature set and each size (all present clips of an UrbanSound8K-layout root, and a
 300-clip subset), on the same files. A size above the clips present (``--sizes all,300,2985``:
-the 2,985 real clips issue 13 was measured on) repeats them, each repeat under a new name and
+a run at 2,985 clips) repeats them, each repeat under a new name and
 recording id, so both sides decode and extract every listed file; the row says how many clips
 are distinct.
 

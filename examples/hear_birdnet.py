@@ -10,8 +10,12 @@ zero-padded), and returns the mean of the windows' 1,024-d embeddings (the tenso
 window, however short.
 """
 
+import warnings
+
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
+
+from usbench.native import quiet_native_stderr
 
 SR = 48000
 WINDOW = 3 * SR
@@ -24,11 +28,15 @@ class BirdNET:
     scene_embedding_size = 1024
 
     def __init__(self, path: str):
-        self.interpreter = Interpreter(model_path=path, num_threads=2,
-                                       experimental_preserve_all_tensors=True)
-        self.input = self.interpreter.get_input_details()[0]["index"]
-        self.interpreter.resize_tensor_input(self.input, [BATCH, WINDOW])
-        self.interpreter.allocate_tensors()
+        # The embedding is an inner tensor: readable only when all tensors are kept (the
+        # runtime warns that this is for debugging, and announces its CPU delegate).
+        with warnings.catch_warnings(), quiet_native_stderr():
+            warnings.simplefilter("ignore", UserWarning)
+            self.interpreter = Interpreter(model_path=path, num_threads=2,
+                                           experimental_preserve_all_tensors=True)
+            self.input = self.interpreter.get_input_details()[0]["index"]
+            self.interpreter.resize_tensor_input(self.input, [BATCH, WINDOW])
+            self.interpreter.allocate_tensors()
         self.embedding = next(d["index"] for d in self.interpreter.get_tensor_details()
                               if d["name"] == EMBEDDING)
 

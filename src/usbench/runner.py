@@ -1,4 +1,4 @@
-"""The wiring: names -> dataset -> cached features (-> CV -> tracking, in later stages).
+"""The wiring: names -> dataset -> cached features -> leave-one-fold-out -> the run's record.
 
 No model- or feature-specific code lives here.
 """

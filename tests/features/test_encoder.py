@@ -223,6 +223,16 @@ def test_birdnet_equals_tensorflows_interpreter():
     np.testing.assert_allclose(fs.extract(y, 48000), it.get_tensor(index)[0], atol=1e-6)
 
 
+def test_the_hear_example_module_wraps_birdnet(monkeypatch):
+    """examples/hear_birdnet.py through hear:MODULE gives the built-in card's embedding when
+    both cut the same windows (a 6 s clip: two full windows)."""
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[2] / "examples"))
+    birdnet = get_feature_set("birdnet")
+    hear = get_feature_set(f"hear:hear_birdnet@{birdnet.card.model}")
+    y = np.tile(_birdnet_input(), 2)
+    np.testing.assert_allclose(hear.extract(y, 48000), birdnet.extract(y, 48000), atol=1e-6)
+
+
 def test_birdnet_card_says_where_it_comes_from():
     about = get_feature_set("birdnet").card.about
     assert "CC BY-NC-SA 4.0" in about["licence"] and "Kahl" in about["citation"]
