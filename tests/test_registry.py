@@ -29,9 +29,12 @@ def test_entries_resolve_lazily_and_once():
 
 
 def test_feature_names_become_safe_file_names():
-    from usbench.features import slug
+    from usbench.features import short_label, slug
 
     assert slug("birdnet+mfcc-stats") == "birdnet+mfcc-stats"
     a, b = slug("encoder:/x/cards/a.toml"), slug("encoder:/y/cards/a.toml")
-    assert a != b and a.startswith("encoder-x-cards-a.toml-")
+    assert a != b and a.startswith("encoder-a-")
+    assert slug("hear:mod@/w/x.pt").startswith("hear-mod-")
+    assert short_label("encoder:/x/cards/a.toml+hear:m@/w.pt+mfcc-stats") == (
+        "encoder:a+hear:m+mfcc-stats")
     assert all(c.isalnum() or c in "._+-" for c in a + b + slug("hear:m@/w/ é.pt"))

@@ -316,6 +316,7 @@ def plots(board: Board, folder: Path, top: int = 3) -> dict[str, Path]:
     import matplotlib.pyplot as plt
     import pandas as pd
 
+    from usbench.features import short_label
     from usbench.outputs import plot_confusion
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -332,7 +333,7 @@ def plots(board: Board, folder: Path, top: int = 3) -> dict[str, Path]:
             ax.plot([r.accuracy], [i], marker="|", markersize=18, color="black", zorder=3)
         several = len(board.groups) > 1
         ax.set_yticks(range(len(board.rows)), [
-            f"{r.model} / {r.features} ({r.selection})"
+            f"{r.model} / {short_label(r.features)} ({r.selection})"
             + (f" [{r.dataset}, folds {_fold_list(r.folds)}]" if several else "")
             for r in board.rows])
         ax.invert_yaxis()
@@ -348,7 +349,8 @@ def plots(board: Board, folder: Path, top: int = 3) -> dict[str, Path]:
         cm = pd.read_csv(csv, index_col=0)
         path = folder / f"confusion_{i + 1}.png"
         plot_confusion(cm.to_numpy(), tuple(cm.columns),
-                       path, f"#{i + 1} {r.model} on {r.features}: {r.accuracy:.3f}")
+                       path, f"#{i + 1} {r.model} on {short_label(r.features)}: "
+                       f"{r.accuracy:.3f}")
         made[f"confusion_{i + 1}"] = path
     return made
 

@@ -36,16 +36,32 @@ def parts_of(name: str) -> list[str]:
     return parts
 
 
+def short_label(name: str) -> str:
+    """`name` for plots and file names: an encoder card by its file's stem, a HEAR module
+    without its weights path (``encoder:cards/yamnet.toml+mfcc-stats`` ->
+    ``encoder:yamnet+mfcc-stats``)."""
+    from pathlib import PurePath
+
+    out = []
+    for part in name.split("+"):
+        if part.startswith("encoder:"):
+            part = f"encoder:{PurePath(part.removeprefix('encoder:')).stem}"
+        elif part.startswith("hear:"):
+            part = part.partition("@")[0]
+        out.append(part)
+    return "+".join(out)
+
+
 def slug(name: str) -> str:
     """`name` as it may appear in a file or study name: itself when it holds only letters,
-    digits and ``._+-``; otherwise those characters and a digest of the whole name
-    (``encoder:cards/yamnet.toml`` -> ``encoder-cards-yamnet.toml-3f2a1c``)."""
+    digits and ``._+-``; otherwise its short label in those characters and a digest of the
+    whole name (``encoder:cards/yamnet.toml`` -> ``encoder-yamnet-3f2a1c``)."""
     import hashlib
     import re
 
     if re.fullmatch(r"[A-Za-z0-9._+-]+", name):
         return name
-    readable = re.sub(r"[^A-Za-z0-9._+-]+", "-", name).strip("-")[-48:]
+    readable = re.sub(r"[^A-Za-z0-9._+-]+", "-", short_label(name)).strip("-")[:48]
     return f"{readable}-{hashlib.sha256(name.encode()).hexdigest()[:6]}"
 
 
