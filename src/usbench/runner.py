@@ -9,6 +9,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 from usbench.cache import FeatureMatrix, FeatureStore, features_key, key_inputs
 from usbench.config import BuildConfig
@@ -524,12 +525,12 @@ def record(*, model: str, features: str, params: dict, seed: int, inp: Inputs, r
                                                                   index=False)
     model = None
     if final_estimator is not None:
-        from usbench import bundle
+        from usbench.saved_model import bundle, store
 
         # The native estimator, logged with the run's artifacts as ``estimator/``; the MLflow
         # model ``model`` wraps the same folder.
-        model = tracking.ModelLog(bundle=folder / "estimator", classes=tuple(ds.classes),
-                                  example=str(ds.clips["path"].iloc[0]), register=how.register)
+        model = store.ModelLog(bundle=folder / "estimator", classes=tuple(ds.classes),
+                               example=str(ds.clips["path"].iloc[0]), register=how.register)
         bundle.save(folder / "estimator", final_estimator, {
             "model": model, "params": params, "classes": list(ds.classes),
             "feature_spec": inp.built.feature_set.spec(), "feature_name": features,
@@ -552,7 +553,7 @@ def record(*, model: str, features: str, params: dict, seed: int, inp: Inputs, r
         experiment=experiment, run_name=run_name, params=run_params, metrics=run_metrics,
         start_ms=int(1000 * min(r.started for r in results)) if timed else None,
         end_ms=int(1000 * max(r.ended for r in results)) if timed else None, inputs=inputs,
-        model=model,
+        before_finish=None if model is None else partial(store.log_model, uri, model=model),
         step_metrics={"fold_accuracy": [(r.fold, r.accuracy) for r in results],
                       # n_test / n_train per fold: the leaderboard's variance correction.
                       "fold_test_clips": [(r.fold, len(r.test_index)) for r in results],

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
@@ -63,7 +64,8 @@ class RunLog:
         inputs: dataset inputs (``DatasetInfo``), shown in the UI's Dataset column.
         artifact_files: when given, only these files and folders of ``artifacts`` are logged
             (at the top of the run's artifacts).
-        model: the MLflow model to log with the run (``--save-model``), or None.
+        before_finish: called with the run id once everything else is logged and before the
+            run is marked FINISHED (the saved model is logged there), or None.
     """
 
     experiment: str
@@ -78,22 +80,7 @@ class RunLog:
     end_ms: int | None = None
     inputs: tuple = ()
     artifact_files: tuple = ()
-    model: ModelLog | None = None
-
-
-@dataclass(frozen=True)
-class ModelLog:
-    """A saved model to log as the run's MLflow model ``model`` (see ``usbench.serving``).
-
-    Attributes:
-        bundle: the saved bundle folder. classes: class names by id. example: an audio file
-            for the input example. register: model registry name, or None.
-    """
-
-    bundle: Path
-    classes: tuple[str, ...]
-    example: str
-    register: str | None = None
+    before_finish: Callable[[str], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -411,7 +398,7 @@ def _mend(path: Path, writer: bool) -> None:
                 f"with its {state.runs} run(s); the original is kept as {backup.name} beside it.")
 
 
-def _client(uri: str, *, writer: bool):
+def open_client(uri: str, *, writer: bool):
     """An MlflowClient on `uri`, its sqlite store created or mended first (see ensure_store)."""
     _quiet_mlflow()
     ensure_store(uri, writer=writer)
@@ -444,7 +431,7 @@ def log_run(uri: str, artifact_root: Path, run: RunLog) -> str | None:
         of the result is untouched).
     """
     try:
-        client = _client(uri, writer=True)
+        client = open_client(uri, writer=True)
         from mlflow.entities import Metric, Param, RunTag
 
         exp_id = _experiment_id(client, run.experiment, artifact_root)
@@ -471,8 +458,8 @@ def log_run(uri: str, artifact_root: Path, run: RunLog) -> str | None:
                 client.log_artifact(run_id, str(path))
         if not run.artifact_files:
             client.log_artifacts(run_id, str(run.artifacts))
-        if run.model is not None:
-            _log_model(uri, run_id, run.model)
+        if run.before_finish is not None:
+            run.before_finish(run_id)
         # Last: the end time is that of the work recorded, not of the logging.
         client.set_terminated(run_id, "FINISHED", end_time=run.end_ms)
         return run_id
@@ -480,19 +467,6 @@ def log_run(uri: str, artifact_root: Path, run: RunLog) -> str | None:
         log.warning(f"warning: {_could_not('log to', uri, exc)} "
                     f"The result is kept in {run.artifacts}.")
         return None
-
-
-def _log_model(uri: str, run_id: str, model: ModelLog) -> None:
-    import mlflow
-
-    from usbench import serving
-
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)  # the registry is the tracking store's
-    with mlflow.start_run(run_id=run_id):
-        serving.log_model(model.bundle, model.classes, model.example, model.register)
-    if model.register:
-        log.info(f"registered the model as '{model.register}' in the MLflow model registry")
 
 
 def _could_not(what: str, uri: str, exc: Exception) -> str:
@@ -515,65 +489,6 @@ def _reason(exc: Exception) -> str:
     return first[:200]
 
 
-def load_model(uri: str, *, run_id: str | None = None, model_uri: str | None = None):
-    """Load a usbench pyfunc model by run id or model URI (see ``usbench.predict``)."""
-    client = _client(uri, writer=False)
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
-    if run_id is not None:
-        try:
-            client.get_run(run_id)
-        except MlflowException as exc:
-            if exc.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
-                raise _read_error(uri, exc) from None
-            raise ConfigError(
-                f"No MLflow run '{run_id}' in {uri}. Copy the run id printed by `usbench run`, "
-                "or pass --tracking-uri for another store."
-            ) from None
-        except Exception as exc:
-            raise _read_error(uri, exc) from None
-        model_uri = f"runs:/{run_id}/model"
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    try:
-        return mlflow.pyfunc.load_model(model_uri)
-    except UsbenchError:
-        raise
-    except MlflowException as exc:
-        if exc.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
-            raise _read_error(uri, exc) from None
-        raise ConfigError(_no_model(client, uri, run_id, model_uri)) from None
-    except OSError as exc:
-        raise ConfigError(_no_model(client, uri, run_id, model_uri)
-                          + f" ({type(exc).__name__})") from None
-
-
-def _no_model(client, uri: str, run_id: str | None, model_uri: str) -> str:
-    """Why `model_uri` has no usbench model, and the fix."""
-    if run_id is not None:
-        names = {a.path for a in client.list_artifacts(run_id)}
-        if "model" in names:
-            return (f"Run {run_id} saved its model with an older usbench, before models were "
-                    "MLflow models. Re-run it with this usbench: `usbench run ... "
-                    "--save-model`.")
-        return (f"Run {run_id} has no saved model. Re-run it with `usbench run ... "
-                "--save-model`.")
-    if model_uri.startswith("models:/"):
-        name, _, version = model_uri.removeprefix("models:/").partition("/")
-        try:
-            versions = sorted(int(v.version) for v in
-                              client.search_model_versions(f"name = '{name}'"))
-        except Exception as exc:
-            raise _read_error(uri, exc) from None
-        if not versions:
-            return (f"No registered model '{name}' in {uri}. Register one with `usbench run "
-                    "... --save-model --register NAME`, or check the name.")
-        return (f"Registered model '{name}' has no version '{version}' in {uri} (versions: "
-                f"{', '.join(map(str, versions))}). Pass models:/{name}/<version>.")
-    return f"No MLflow model at {model_uri} in {uri}. Check the model URI."
-
-
 def _unreachable(exc: BaseException) -> bool:
     """True when `exc` (or what it wraps) is a failure to connect to an HTTP server."""
     import requests
@@ -588,7 +503,7 @@ def _unreachable(exc: BaseException) -> bool:
     return False
 
 
-def _read_error(uri: str, exc: Exception) -> TrackingError:
+def read_error(uri: str, exc: Exception) -> TrackingError:
     """The one-line error for a store that cannot be read: unreachable server or other."""
     if uri.startswith(("http://", "https://")) and _unreachable(exc):
         return TrackingError(
@@ -603,7 +518,7 @@ def start_parent(uri: str, artifact_root: Path, experiment: str, run_name: str,
                  params: dict, tags: dict[str, str]) -> str | None:
     """Open a parent run (a sweep) that trial runs nest under; None if tracking fails."""
     try:
-        client = _client(uri, writer=True)
+        client = open_client(uri, writer=True)
         from mlflow.entities import Param, RunTag
 
         exp_id = _experiment_id(client, experiment, artifact_root)
@@ -621,7 +536,7 @@ def finish_parent(uri: str, run_id: str, metrics: dict[str, float], tags: dict[s
                   artifacts: Path | None, status: str = "FINISHED") -> None:
     """Log a sweep's summary to its parent run and close it."""
     try:
-        client = _client(uri, writer=True)
+        client = open_client(uri, writer=True)
         from mlflow.entities import Metric, RunTag
 
         now = int(time.time() * 1000)
@@ -644,7 +559,7 @@ def close_abandoned(uri: str, study: str, abandoned) -> list[str]:
         The run ids closed (none if the store cannot be read: a warning, not an error).
     """
     try:
-        client = _client(uri, writer=True)
+        client = open_client(uri, writer=True)
         ids = [e.experiment_id for e in client.search_experiments()]
         runs = client.search_runs(ids, f"tags.`usbench.study` = '{study}' and "
                                        "attributes.status = 'RUNNING'", max_results=1000)
@@ -675,13 +590,13 @@ def fetch_runs(uri: str, experiments: list[str] | None) -> tuple[list[dict], lis
         ConfigError: an unknown experiment name (with a did-you-mean).
         TrackingError: the store cannot be reached, read or mended.
     """
-    client = _client(uri, writer=False)
+    client = open_client(uri, writer=False)
     try:
         return _fetch_runs(client, uri, experiments)
     except UsbenchError:
         raise
     except Exception as exc:
-        raise _read_error(uri, exc) from None
+        raise read_error(uri, exc) from None
 
 
 def _fetch_runs(client, uri: str, experiments: list[str] | None) -> tuple[list[dict], list[str]]:

@@ -99,7 +99,7 @@ class BandScaler:
 
 
 def before_unpickle() -> None:
-    """Called by ``usbench.bundle.load`` before a saved Keras estimator is unpickled."""
+    """Called by ``usbench.saved_model.bundle.load`` before a saved Keras estimator is unpickled."""
     _import_keras()
 
 

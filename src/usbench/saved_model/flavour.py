@@ -13,13 +13,14 @@ decoded), ``error`` ("" or the one-line reason) and ``proba.<class>`` for every 
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
-from usbench.errors import AudioError
+from usbench.errors import AudioError, ConfigError
 
 PATH = "path"
 PROBA = "proba."
@@ -27,6 +28,37 @@ PROBA = "proba."
 
 def output_columns(classes) -> list[str]:
     return [PATH, "class", "error", *(f"{PROBA}{c}" for c in classes)]
+
+
+def feature_set_from_spec(spec: dict, name: str | None = None):
+    """Rebuild the exact feature set a model was trained on.
+
+    Args:
+        spec: the feature set's spec when the model was saved.
+        name: the feature name the run was given (``birdnet``, ``encoder:CARD``, ``hear:M``):
+            a pretrained encoder is opened again by name, and must still give `spec` (the same
+            model file, weights and runtime).
+    """
+    from usbench.features import get_feature_set
+
+    if spec["name"] in ("encoder", "hear"):
+        fs = get_feature_set(name or "")
+        if fs.spec() != spec:
+            changed = sorted(k for k in {*spec, *fs.spec()} if spec.get(k) != fs.spec().get(k))
+            raise ConfigError(
+                f"The model was trained on '{name}', which now differs ({', '.join(changed)} "
+                "changed). Restore the encoder it was trained with, or re-run the experiment "
+                "(`usbench run ... --save-model`).")
+        return fs
+    fs = get_feature_set(spec["name"])
+    if spec.get("version") != fs.version:
+        raise ConfigError(
+            f"The model was trained on '{spec['name']}' version {spec.get('version')}, but this "
+            f"usbench computes version {fs.version}. Re-run the experiment with this version "
+            "(`usbench run ... --save-model`), or predict with the usbench that saved it."
+        )
+    fields = {f.name for f in dataclasses.fields(fs)}
+    return dataclasses.replace(fs, **{k: v for k, v in spec.items() if k in fields})
 
 
 def classify(bundle, fs, paths) -> pd.DataFrame:
@@ -59,8 +91,7 @@ class AudioClassifier(mlflow.pyfunc.PythonModel):
     """The pyfunc flavour of a usbench model (see the module docstring)."""
 
     def load_context(self, context) -> None:
-        from usbench import bundle
-        from usbench.predict import feature_set_from_spec
+        from usbench.saved_model import bundle
 
         self.bundle = bundle.load(Path(context.artifacts["bundle"]))
         # Refuses a model whose feature set this usbench computes differently.

@@ -1,0 +1,5 @@
+"""Saved models (``--save-model``): the bundle of the estimator fitted on every present fold
+(``bundle``), its MLflow ``pyfunc`` flavour (``flavour``: audio paths in, classes out), and
+its logging to and loading from the tracking store (``store``). Tracking itself knows nothing
+of models: the runner logs one into the run it has just written.
+"""
