@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -185,7 +186,8 @@ def main() -> None:
         report = json.loads(out.read_text()) if out.is_file() else {"runs": {}}
     except (OSError, ValueError) as exc:
         parser.error(f"{out} is not a readable report ({exc}); move it aside or pass --out")
-    report.update({"data": args.data, "cpus": os.cpu_count(), "platform": platform.platform()})
+    report.update({"date": datetime.now(UTC).isoformat(timespec="seconds"),
+                   "data": args.data, "cpus": os.cpu_count(), "platform": platform.platform()})
     if args.seeds:
         report.setdefault("seed_runs", {})
     # Seeds outermost: a slow spell of the machine hits every command alike.

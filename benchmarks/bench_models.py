@@ -26,6 +26,7 @@ import json
 import os
 import platform
 import time
+from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 
@@ -165,7 +166,8 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} CPUs, {platform.platform()}, Python "
           f"{platform.python_version()}")
 
-    report = {"clips": len(X), "features": args.features, "cpus": os.cpu_count(),
+    report = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "clips": len(X),
+              "features": args.features, "cpus": os.cpu_count(),
               "platform": platform.platform(),
               "versions": {p: version(p) for p in ("usbench", "scikit-learn", "numpy",
                                                    "tensorflow-cpu", "keras")},

@@ -18,6 +18,7 @@ import os
 import platform
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 
@@ -39,7 +40,8 @@ def main() -> None:
 
     root = dataset_root(args.clips_per_class_per_fold)
     out = Path(args.out).resolve()
-    report = {"trials": args.trials, "timeout": args.timeout, "model": args.model,
+    report = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "trials": args.trials,
+              "timeout": args.timeout, "model": args.model,
               "cpus": os.cpu_count(),
               "platform": platform.platform(), "runs": {}}
     for workers in map(int, args.workers.split(",")):
