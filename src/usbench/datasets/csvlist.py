@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from usbench.datasets import DatasetSpec
 from usbench.datasets.base import Dataset, assemble, check_root
 from usbench.datasets.sidefile import SIDE_FILE, TableOptions, table_options
+from usbench.datasets.spec import DatasetSpec
 from usbench.datasets.tables import (
     check_duplicates,
     folds_and_recordings,

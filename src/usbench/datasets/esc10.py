@@ -14,7 +14,7 @@
 - Licence: CC BY. Cite the paper above.
 """
 
-from usbench.datasets import DatasetSpec
+from usbench.datasets.spec import DatasetSpec
 
 SPEC = DatasetSpec(
     name="esc10",

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from usbench.datasets import DatasetSpec
 from usbench.datasets.base import (
     Dataset,
     assemble,
@@ -33,6 +32,7 @@ from usbench.datasets.base import (
     read_table,
     require_columns,
 )
+from usbench.datasets.spec import DatasetSpec
 from usbench.errors import DatasetError
 
 META = Path("meta") / "esc50.csv"

@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from usbench.datasets import DatasetSpec
 from usbench.datasets.base import Dataset, open_root
+from usbench.datasets.spec import DatasetSpec
 from usbench.datasets.synthetic import MARKER
 
 SPEC = DatasetSpec(

@@ -16,8 +16,8 @@
 
 from pathlib import Path
 
-from usbench.datasets import DatasetSpec
 from usbench.datasets.base import METADATA, Dataset, open_root
+from usbench.datasets.spec import DatasetSpec
 
 # By classID.
 CLASSES = ("air_conditioner", "car_horn", "children_playing", "dog_bark", "drilling",
