@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_cli
-from usbench import tracking
+from usbench import mlflow_store, tracking
 
 # The revision before MLflow's batch migration of trace_tags (5b0e9adcef9c): a process killed in
 # that migration leaves the store at this revision with a _alembic_tmp_trace_tags table, and
@@ -140,19 +140,19 @@ def test_creation_is_all_or_nothing(tmp_path, monkeypatch, caplog):
     caplog.set_level("WARNING", logger="usbench")
     db = tmp_path / "results" / "mlflow.db"
     uri = f"sqlite:///{db}"
-    migrate = tracking._migrate
+    migrate = mlflow_store._migrate
 
     def killed(path):
         sqlite3.connect(path).execute("CREATE TABLE experiments (x)").connection.commit()
         raise KeyboardInterrupt  # the process dies mid-migration
 
-    monkeypatch.setattr(tracking, "_migrate", killed)
+    monkeypatch.setattr(mlflow_store, "_migrate", killed)
     with pytest.raises(KeyboardInterrupt):
-        tracking.ensure_store(uri, writer=True)
+        mlflow_store.ensure_store(uri, writer=True)
     assert not db.exists() and not list(db.parent.glob(".mlflow.db.creating-*"))
 
     (db.parent / ".mlflow.db.creating-99999").write_bytes(b"left by a SIGKILL")
-    monkeypatch.setattr(tracking, "_migrate", migrate)
+    monkeypatch.setattr(mlflow_store, "_migrate", migrate)
     assert _log(uri, tmp_path / "art" / "a", "a") is not None
     assert _warnings(caplog) == []
     assert sorted(p.name for p in db.parent.iterdir()) == [".mlflow.db.lock", "mlflow.db"]
