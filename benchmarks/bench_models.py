@@ -138,7 +138,7 @@ def cnn_against_peak(root, args, get_model, BuildContext) -> dict:
 
 
 def main() -> None:
-    from usbench.cli import _positive_int as positive_int
+    from usbench.cli.common import positive_int
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="logreg,rf,mlp")

@@ -1,0 +1,98 @@
+"""``usbench run``: one leave-one-fold-out evaluation, logged."""
+
+from __future__ import annotations
+
+import argparse
+
+from usbench.cli.common import (
+    add_evaluation_args,
+    augmentation,
+    data_config,
+    fold_list,
+    positive_int,
+    print_fold_plan,
+    set_pairs,
+)
+
+
+def add(sub) -> None:
+    """Register the subcommand(s) and their arguments."""
+    run = sub.add_parser("run", help="evaluate a model under leave-one-fold-out and log it")
+    add_evaluation_args(run, "override a hyper-parameter (repeatable)")
+    run.add_argument("--folds", type=fold_list, metavar="1,2,10",
+                     help="folds to test (default: all); each is predicted by a model "
+                          "trained on every other present fold")
+    run.add_argument("--config", metavar="FILE.toml",
+                     help="TOML file with run settings; flags override it")
+    run.add_argument("--seed", type=int)
+    run.add_argument("--save-model", action="store_true",
+                     help="also fit on all present folds and log it as the run's MLflow model "
+                          "(for `usbench predict` and `mlflow models serve`)")
+    run.add_argument("--register", metavar="NAME",
+                     help="with --save-model: also register the model under NAME in the MLflow "
+                          "model registry")
+    run.add_argument("--fold-jobs", type=positive_int, metavar="N",
+                     help="train N test folds side by side in worker processes, with the same "
+                          "results (default: one per core, at most one per fold, for the MLP, "
+                          "whose fit gains little from a second core; 1 for logreg, rf and the "
+                          "CNN, whose fits use every core; on a GPU give 1)")
+    run.add_argument("--from-study", metavar="NAME",
+                     help="the parameters were chosen by this sweep's study on the same folds: "
+                          "label the run \"selected on CV\" (sweeps print this command)")
+    run.set_defaults(func=cmd_run)
+
+
+def _run_config(args: argparse.Namespace):
+    """Defaults < --config file < explicit flags < --set."""
+    from usbench.config import RunConfig, load_config_file
+
+    file = load_config_file(args.config) if args.config else {}
+    data = data_config(args, file)
+    overrides = {**{k: str(v) for k, v in file.get("params", {}).items()},
+                 **set_pairs(args.overrides)}
+    overrides, augment = augmentation(args.augment or bool(file.get("augment", False)),
+                                       overrides)
+    folds = args.folds or (tuple(file["folds"]) if "folds" in file else None)
+    seed = args.seed if args.seed is not None else int(file.get("seed", 0))
+    return RunConfig(data=data, features=args.features, model=args.model,
+                     overrides=tuple(sorted(overrides.items())), folds=folds, seed=seed,
+                     experiment=args.experiment or file.get("experiment"),
+                     tracking_uri=args.tracking_uri or file.get("tracking_uri"),
+                     save_model=args.save_model or bool(file.get("save_model", False)),
+                     register=args.register,
+                     jobs=args.jobs, augment=augment, from_study=args.from_study,
+                     fold_jobs=args.fold_jobs)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from usbench.runner import prepare_model, run_experiment
+
+    cfg = _run_config(args)
+    if cfg.register and not cfg.save_model:
+        from usbench.errors import ConfigError
+
+        raise ConfigError(f"--register {cfg.register} registers the saved model: add "
+                          "--save-model.")
+    if cfg.save_model and "+" in cfg.features:
+        from usbench.errors import ConfigError
+
+        raise ConfigError(f"--save-model saves a model on one feature set, and '{cfg.features}' "
+                          "joins several. Evaluate the combination without --save-model, or "
+                          "save a model on one of its sets.")
+    prepare_model(cfg)  # refuse bad names, parameters and model/feature pairs before any work
+    out = run_experiment(cfg)
+    print()
+    print(f"{'fold':>4}  {'clips':>5}  {'accuracy':>8}  {'fit s':>7}")
+    for r in out.folds:
+        print(f"{r.fold:>4}  {len(r.test_index):>5}  {r.accuracy:>8.3f}  {r.fit_seconds:>7.1f}")
+    s = out.scores
+    print(f"accuracy {s.accuracy:.3f} ± {s.accuracy_std:.3f} (mean ± std over "
+          f"{len(out.folds)} fold(s)), macro-F1 {s.macro_f1:.3f}"
+          + ("  [partial dataset]" if out.partial else ""))
+    print_fold_plan(out.fold_plan, out.folder)
+    print(f"local record: {out.folder}")
+    if out.run_id:
+        from usbench.tracking import ui_command
+
+        print(f"MLflow run {out.run_id}; open the UI with: {ui_command(out.tracking_uri)}")
+    return 0

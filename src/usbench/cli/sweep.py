@@ -1,0 +1,74 @@
+"""``usbench sweep``: an Optuna study under the fold protocol."""
+
+from __future__ import annotations
+
+import argparse
+
+from usbench.cli.common import (
+    add_evaluation_args,
+    augmentation,
+    data_config,
+    print_fold_plan,
+    set_pairs,
+)
+
+
+def add(sub) -> None:
+    """Register the subcommand(s) and their arguments."""
+    sw = sub.add_parser("sweep", help="Optuna search of a model family under the fold protocol")
+    add_evaluation_args(sw, "hold a hyper-parameter fixed in every trial")
+    sw.add_argument("--trials", required=True, type=int, metavar="N",
+                    help="finished trials the study should hold; a re-run adds the difference")
+    sw.add_argument("--timeout", type=float, metavar="S", help="stop starting trials after S s")
+    sw.add_argument("--study", metavar="NAME",
+                    help="study name (default: <dataset>-<model>-<features>)")
+    sw.add_argument("--storage", metavar="URI",
+                    help="Optuna storage (default: sqlite:///results/optuna.db; also "
+                         "postgresql+psycopg2://... or journal:///file.log)")
+    sw.add_argument("--workers", type=int, default=1, metavar="N",
+                    help="processes on this machine sharing the study (default 1)")
+    sw.add_argument("--nested", action="store_true",
+                    help="select on inner folds for each outer test fold (unbiased estimate)")
+    sw.add_argument("--pruner", choices=["median", "none"], default="median")
+    sw.add_argument("--seed", type=int, default=0)
+    sw.set_defaults(func=cmd_sweep)
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from usbench.config import SweepConfig
+    from usbench.runner import check_model
+    from usbench.sweep import sweep
+
+    overrides, augment = augmentation(args.augment, set_pairs(args.overrides))
+    cfg = SweepConfig(data=data_config(args),
+                      model=args.model, features=args.features, trials=args.trials,
+                      timeout=args.timeout, study=args.study, storage=args.storage,
+                      workers=args.workers, nested=args.nested, pruner=args.pruner,
+                      seed=args.seed, experiment=args.experiment,
+                      tracking_uri=args.tracking_uri, jobs=args.jobs,
+                      overrides=tuple(sorted(overrides.items())), augment=augment)
+    check_model(cfg.model, cfg.features, dict(cfg.overrides))
+    out = sweep(cfg)
+    print()
+    folds = "  ".join(f"{f}:{a:.3f}" for f, a in sorted(out.fold_accuracy.items()))
+    if out.selection == "nested":
+        s = out.nested_run.scores
+        print(f"nested estimate (each outer fold tested with parameters selected on the other "
+              f"folds): accuracy {s.accuracy:.3f} ± {s.accuracy_std:.3f}, macro-F1 "
+              f"{s.macro_f1:.3f}")
+        print(f"outer folds: {folds}")
+        for fold, params in sorted(out.best_params.items()):
+            print(f"  fold {fold}: {params}")
+        print_fold_plan(out.nested_run.fold_plan, out.nested_run.folder)
+        print(f"local record: {out.nested_run.folder}")
+    else:
+        print(f"study '{out.study_name}' in {out.storage}: {out.n_trials} finished trials")
+        print(f"best trial {out.best_trial}: accuracy {out.best_value:.3f} (selected on CV: "
+              "the same folds chose and scored it; use --nested for an unbiased estimate)")
+        print(f"best parameters: {out.best_params}")
+        print(f"per-fold accuracy: {folds}")
+        print_fold_plan(out.fold_plan)
+        print(f"reproduce with: {out.reproduce}")
+    if out.parent_run_id:
+        print(f"MLflow sweep run {out.parent_run_id} (trials are its nested runs)")
+    return 0
