@@ -130,7 +130,7 @@ def main() -> None:
         n = len(paths)
         print(f"{n} clips from {full.name}")
 
-        from usbench.runner import build_features
+        from usbench.build import build_features
 
         t = time.perf_counter()
         built = build_features(BuildConfig(data=DataConfig(root=str(root), allow_missing=True),

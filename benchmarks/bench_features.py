@@ -141,8 +141,8 @@ def time_serial(paths: list[str]) -> tuple[float, np.ndarray]:
 
 def time_usbench(root: Path, jobs: int, scratch: Path) -> tuple[float, list[str], np.ndarray]:
     """Seconds for a cold-cache ``build_features`` of `root`, its clip ids and matrix."""
+    from usbench.build import build_features
     from usbench.config import BuildConfig, DataConfig
-    from usbench.runner import build_features
 
     cache = Path(tempfile.mkdtemp(prefix="cache-", dir=scratch))
     saved = os.environ.get("USBENCH_CACHE")

@@ -48,8 +48,8 @@ def dataset_root(per_class_fold: int) -> Path:
 
 def load_inputs(root: Path, features: str):
     """(built features, X float32, y, folds, recordings) of the benchmark dataset."""
+    from usbench.build import build_features
     from usbench.config import BuildConfig, DataConfig
-    from usbench.runner import build_features
 
     built = build_features(BuildConfig(data=DataConfig(root=str(root)), features=features))
     clips = built.dataset.clips.set_index("clip_id").loc[built.matrix.clip_ids]

@@ -7,9 +7,10 @@ import pytest
 
 from tests.conftest import cli_error
 from usbench.augment import AudioAugment, parse
+from usbench.build import build_features, store_for
 from usbench.config import BuildConfig, DataConfig, RunConfig
 from usbench.errors import ConfigError
-from usbench.runner import build_features, load_inputs, run_experiment, store_for
+from usbench.runner import load_inputs, run_experiment
 
 SR = 8000
 

@@ -15,10 +15,10 @@ import soundfile as sf
 
 from tests.conftest import alive, assert_all_end, descendants, kill_all
 from usbench import cache
+from usbench.build import build_features, decoder_spec
 from usbench.config import BuildConfig, DataConfig
 from usbench.errors import CacheError, DatasetError
 from usbench.features.mfcc import MfccStats
-from usbench.runner import build_features, decoder_spec
 
 
 def _cfg(root, **kw):

@@ -278,30 +278,30 @@ def _another(value, allowed):
 
 @pytest.mark.parametrize("model", ["logreg", "rf", "mlp", "cnn"])
 def test_config_id_changes_with_every_parameter_and_setting(model, monkeypatch):
-    from usbench import runner
+    from usbench import record as rec
     from usbench.models import get_model
 
     spec = get_model(model)
     base = dict(dataset="fp", features_key="fk", model=model, params=dict(spec.default_params),
                 folds=[1, 2], seed=0)
-    first = runner.make_config_id(**base)
-    assert runner.make_config_id(**base) == first
+    first = rec.make_config_id(**base)
+    assert rec.make_config_id(**base) == first
     ids = {first}
     for key, value in spec.default_params.items():
         changed = {**spec.default_params, key: _another(value, spec.allowed.get(key))}
         spec.params(changed)  # still a valid configuration
-        ids.add(runner.make_config_id(**{**base, "params": changed}))
+        ids.add(rec.make_config_id(**{**base, "params": changed}))
     for key, value in (("dataset", "fp2"), ("features_key", "fk2"), ("folds", [1, 3]),
                        ("seed", 1)):
-        ids.add(runner.make_config_id(**{**base, key: value}))
-    ids.add(runner.make_config_id(**base, augment={"variants": 4}))
-    ids.add(runner.make_config_id(**base, extra={"nested": {"trials": 3}}))
+        ids.add(rec.make_config_id(**{**base, key: value}))
+    ids.add(rec.make_config_id(**base, augment={"variants": 4}))
+    ids.add(rec.make_config_id(**base, extra={"nested": {"trials": 3}}))
     assert len(ids) == len(spec.default_params) + 7
     library = "keras" if model in ("mlp", "cnn") else "scikit-learn"
-    real = runner._versions
-    monkeypatch.setattr(runner, "_versions", lambda names=runner.ALL_LIBRARIES: {
+    real = rec._versions
+    monkeypatch.setattr(rec, "_versions", lambda names=rec.ALL_LIBRARIES: {
         **real(names), library: "0.0.1"})
-    assert runner.make_config_id(**base) != first  # another release of the family's library
+    assert rec.make_config_id(**base) != first  # another release of the family's library
 
 
 def test_recording_ids_reach_the_model_as_groups(tiny_root_ro, monkeypatch):
@@ -330,7 +330,7 @@ def test_runs_on_features_built_with_skip_bad_are_tagged_partial(tiny_root, in_t
 
     from tests.test_cache import _break_three
     from tests.test_cache import _cfg as build_cfg
-    from usbench.runner import build_features
+    from usbench.build import build_features
 
     clips = build_features(build_cfg(tiny_root), progress=False).dataset.clips
     ids, _ = _break_three(tiny_root, clips)

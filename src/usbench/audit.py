@@ -60,14 +60,8 @@ def audit(model: str, features: str, *, data, overrides: dict | None = None, see
     from dataclasses import replace
 
     from usbench import metrics
-    from usbench.runner import (
-        RecordSpec,
-        check_model,
-        evaluate,
-        load_inputs,
-        log_fold,
-        record,
-    )
+    from usbench.record import RecordSpec, record
+    from usbench.runner import check_model, evaluate, load_inputs, log_fold
 
     spec, params = check_model(model, features, overrides)
     from usbench.datasets import open_dataset

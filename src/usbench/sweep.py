@@ -35,9 +35,10 @@ from pathlib import Path
 
 import numpy as np
 
+from usbench.build import Inputs
 from usbench.config import SweepConfig
 from usbench.errors import ConfigError
-from usbench.runner import Inputs, RecordSpec
+from usbench.record import RecordSpec
 
 log = logging.getLogger("usbench")
 
@@ -282,7 +283,8 @@ class Objective:
     def __call__(self, trial) -> float:
         import optuna
 
-        from usbench.runner import check_model, evaluate, record
+        from usbench.record import record
+        from usbench.runner import check_model, evaluate
 
         trial.set_user_attr("worker", worker_id())
         spec, base = check_model(self.cfg.model, self.cfg.features)
@@ -605,7 +607,8 @@ def _finish(cfg, inp, name, storage_url, target, folds, spec, uri, parent):
 def _nested(cfg, inp, name, storage_url, target, folds, spec, uri, parent):
     """For each outer fold: a study on the other folds, refit on them, test on the outer."""
     from usbench import tracking
-    from usbench.runner import evaluate, log_fold, record
+    from usbench.record import record
+    from usbench.runner import evaluate, log_fold
 
     outer_results, chosen = [], {}
     for outer in folds:

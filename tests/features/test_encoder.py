@@ -121,9 +121,9 @@ def test_windows_cover_the_clip_and_pad_the_tail(tiny_models, tmp_path):
 def test_changing_the_weights_file_changes_the_key(tiny_models, tmp_path, tiny_root_ro):
     import shutil
 
+    from usbench.build import store_for
     from usbench.config import DataConfig
     from usbench.datasets import open_dataset
-    from usbench.runner import store_for
 
     shutil.copy(tiny_models[0] / "tiny.tflite", tmp_path / "tiny.tflite")
     card = _card(tmp_path, tiny_models[3])

@@ -44,8 +44,8 @@ def test_scene_embeddings_of_clips_of_several_lengths(weights):
 
 
 def test_the_weights_file_and_module_are_in_the_key(weights, tiny_root_ro):
+    from usbench.build import store_for
     from usbench.datasets import open_dataset
-    from usbench.runner import store_for
 
     ds = open_dataset(DataConfig(root=str(tiny_root_ro)))
 
@@ -130,8 +130,8 @@ def _shorten(root, clips, n=1):
 def test_run_build_and_combined_sets_end_to_end(tiny_root, weights, capsys, in_tmp):
     from mlflow.tracking import MlflowClient
 
+    from usbench.build import build_features
     from usbench.datasets import open_dataset
-    from usbench.runner import build_features
 
     clips = open_dataset(DataConfig(root=str(tiny_root))).clips
     [short] = _shorten(tiny_root, clips)

@@ -61,9 +61,9 @@ def cmd_features_ls(args: argparse.Namespace) -> int:
 
 
 def cmd_features_build(args: argparse.Namespace) -> int:
+    from usbench.build import build_features
     from usbench.config import BuildConfig
     from usbench.features import check_name, get_feature_set
-    from usbench.runner import build_features
 
     check_name(args.features)
     get_feature_set(args.features)  # an encoder's card and model are checked before any clip

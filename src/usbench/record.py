@@ -1,0 +1,230 @@
+"""A run's record: its config id, its params, metrics, tags and artifacts, written locally and
+then logged to MLflow."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from functools import partial
+
+from usbench.build import Inputs
+from usbench.features.base import FeatureSet
+from usbench.features.combined import Combined
+
+log = logging.getLogger("usbench")
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """A recorded evaluation: scores, the local record folder and the MLflow run id (or None)."""
+
+    config_id: str
+    scores: object
+    folds: list
+    folder: object
+    run_id: str | None
+    tracking_uri: str
+    partial: bool
+    fold_plan: object = None
+
+
+ALL_LIBRARIES = ("usbench", "numpy", "scipy", "scikit-learn", "librosa", "soundfile",
+                 "tensorflow-cpu", "tensorflow", "keras", "optuna")
+
+
+def _versions(names: tuple[str, ...] = ALL_LIBRARIES) -> dict[str, str]:
+    """{distribution: version} of the installed ones among `names`."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in names:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def _git_commit() -> str:
+    import subprocess
+
+    try:
+        done = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=5, check=True)
+        return done.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecordSpec:
+    """How to file one evaluation in MLflow and under ``results/runs/``.
+
+    Attributes:
+        kind: ``run``, ``sweep`` or ``trial`` (tag ``usbench.kind``).
+        selection: how the configuration was chosen (tag ``usbench.selection``): ``single
+            run``, ``selected on CV`` or ``nested``.
+        parent_run_id: MLflow parent (sweep) run of a trial.
+        extra_tags: more tags (e.g. the Optuna study and trial number).
+        extra_metrics: more metrics (e.g. the audit's random-split accuracy).
+        identity: more of what makes the configuration (a nested sweep's chosen parameters
+            and settings); enters the ``config_id``.
+    """
+
+    tracking_uri: str | None = None
+    experiment: str | None = None
+    kind: str = "run"
+    selection: str = "single run"
+    parent_run_id: str | None = None
+    extra_tags: dict = field(default_factory=dict)
+    extra_metrics: dict = field(default_factory=dict)
+    identity: dict = field(default_factory=dict)
+    register: str | None = None
+
+
+def feature_params(fs: FeatureSet) -> dict:
+    """The feature spec as run params: ``features.<field>``, and ``features.<i>.<field>`` for
+    the i-th part of a combined set."""
+    if isinstance(fs, Combined):
+        return {f"features.{i}.{k}": v for i, part in enumerate(fs.parts)
+                for k, v in part.spec().items()}
+    return {f"features.{k}": v for k, v in fs.spec().items()}
+
+
+def encoder_tags(fs: FeatureSet) -> dict[str, str]:
+    """``usbench.pretrained`` ("true" when any part is a pretrained encoder, whose identity,
+    weights digest, pretraining data, licence and overlap follow as ``usbench.encoder*``)."""
+    pretrained = bool(getattr(fs, "pretrained", False))
+    tags = fs.record_tags() if pretrained else {}
+    return {"usbench.pretrained": str(pretrained).lower(), **tags}
+
+
+def make_config_id(*, dataset: str, features_key: str, model: str, params: dict, folds: list,
+                   seed: int, augment: dict | None = None, extra: dict | None = None) -> str:
+    """The id of one configuration (the leaderboard keeps one row per id): 12 hex digits.
+
+    It covers the dataset fingerprint, the features key (which covers the feature spec and the
+    extraction libraries), the model family and every parameter, the tested folds, the seed,
+    the augmentation spec, the versions of the family's libraries and `extra`.
+    """
+    from usbench.config import fingerprint
+    from usbench.models import get_model
+
+    identity = {"dataset": dataset, "features_key": features_key, "model": model,
+                "params": params, "folds": list(folds), "seed": seed,
+                "libraries": _versions(get_model(model).libraries), **(extra or {})}
+    if augment is not None:
+        identity["augment"] = augment
+    return fingerprint(identity)
+
+
+def record(*, model: str, features: str, params: dict, seed: int, inp: Inputs, results: list,
+           how: RecordSpec, config: dict, final_estimator=None) -> RunOutcome:
+    """Write the local record of an evaluation, then log it to MLflow.
+
+    Args:
+        final_estimator: a model fitted on all present folds, saved for ``usbench predict``.
+    """
+    import json
+
+    from usbench import metrics, outputs, tracking
+    from usbench.config import fingerprint
+    from usbench.paths import results_dir
+
+    ds, m = inp.dataset, inp.built.matrix
+    test_folds = [r.fold for r in results]
+    scores = metrics.score(results, ds.classes)
+    config_id = make_config_id(dataset=ds.fingerprint(), features_key=m.key, model=model,
+                               params=params, folds=test_folds, seed=seed,
+                               augment=None if inp.augment is None else inp.augment.spec(),
+                               extra=how.identity)
+    results_root = results_dir()
+    uri = how.tracking_uri or tracking.default_tracking_uri(results_root)
+    experiment = how.experiment or ds.name
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    from usbench.features import slug
+
+    run_name = f"{model}-{slug(features)}-{config_id[:6]}-{stamp}"
+    if how.kind == "trial" and "usbench.trial" in how.extra_tags:
+        run_name = f"trial-{how.extra_tags['usbench.trial']}-{run_name}"
+    run_params = {"model": model, "features": features, "dataset": ds.name,
+                  "folds": ",".join(map(str, test_folds)), "seed": seed,
+                  **{f"model.params.{k}": v for k, v in params.items()},
+                  **feature_params(inp.built.feature_set),
+                  "augment": inp.augment is not None,
+                  **({f"augment.{k}": v for k, v in inp.augment.spec().items()}
+                     if inp.augment is not None else {})}
+    run_metrics = {"accuracy": scores.accuracy, "accuracy_std": scores.accuracy_std,
+                   "macro_f1": scores.macro_f1,
+                   "fit_seconds": sum(r.fit_seconds for r in results),
+                   "predict_seconds": sum(r.predict_seconds for r in results),
+                   **{f"recall.{c}": v for c, v in scores.class_recall.items() if v == v},
+                   **how.extra_metrics}
+    tags = {"usbench.config_id": config_id, "usbench.features_key": m.key,
+            "usbench.dataset_fingerprint": ds.fingerprint(), "usbench.dataset": ds.name,
+            "usbench.dataset_clips": str(len(ds.clips)),
+            "usbench.folds": ds.fold_plan.origin, "usbench.fold_plan": ds.fold_plan.describe(),
+            "usbench.partial": str(inp.partial).lower(), "usbench.kind": how.kind,
+            "usbench.selection": how.selection, "usbench.git_commit": _git_commit(),
+            "usbench.augment": "off" if inp.augment is None else fingerprint(inp.augment.spec()),
+            **encoder_tags(inp.built.feature_set),
+            **{f"usbench.version.{k}": v for k, v in _versions().items()},
+            **{k: str(v) for k, v in how.extra_tags.items()}}
+    result = {
+        "config_id": config_id, "run_name": run_name, "params": run_params,
+        "metrics": run_metrics, "tags": tags, "classes": list(ds.classes),
+        "folds": [{"fold": r.fold, "clips": len(r.test_index), "train_clips": r.n_train,
+                   "accuracy": r.accuracy, "fit_seconds": r.fit_seconds,
+                   "predict_seconds": r.predict_seconds, "history": r.history}
+                  for r in results],
+        "tracking_uri": uri, "experiment": experiment, "mlflow_run_id": None,
+    }
+    folder = outputs.write_run(results_root / "runs" / run_name, result, config, results,
+                               scores, ds.classes, inp.clip_ids)
+    if ds.fold_plan.origin != "official":
+        # Folds usbench made (or the user's): the assignment travels with the result.
+        ds.clips[["clip_id", "label", "fold", "recording"]].to_csv(folder / "folds.csv",
+                                                                  index=False)
+    model = None
+    if final_estimator is not None:
+        from usbench.saved_model import bundle, store
+
+        # The native estimator, logged with the run's artifacts as ``estimator/``; the MLflow
+        # model ``model`` wraps the same folder.
+        model = store.ModelLog(bundle=folder / "estimator", classes=tuple(ds.classes),
+                               example=str(ds.clips["path"].iloc[0]), register=how.register)
+        bundle.save(folder / "estimator", final_estimator, {
+            "model": model, "params": params, "classes": list(ds.classes),
+            "feature_spec": inp.built.feature_set.spec(), "feature_name": features,
+            "config_id": config_id,
+            "features_key": m.key, "trained_on_folds": sorted(set(inp.folds.tolist())),
+        })
+    timed = all(r.started for r in results)  # the run spans the evaluation, not the logging
+    inputs = (
+        tracking.DatasetInfo(
+            name=ds.name, digest=ds.fingerprint(), source=str(ds.root), context="evaluation",
+            profile={"clips": len(ds.clips), "folds": sorted(set(ds.clips["fold"].tolist())),
+                     "tested_folds": test_folds, "classes": list(ds.classes),
+                     "fold_plan": ds.fold_plan.describe(), "partial": bool(inp.partial)}),
+        tracking.DatasetInfo(
+            name=f"{ds.name} {features}", digest=m.key, source=str(m.path), context="features",
+            profile={"shape": list(m.X.shape), "dtype": str(m.X.dtype),
+                     "feature_set": inp.built.feature_set.spec()}),
+    )
+    run_id = tracking.log_run(uri, results_root / "mlartifacts", tracking.RunLog(
+        experiment=experiment, run_name=run_name, params=run_params, metrics=run_metrics,
+        start_ms=int(1000 * min(r.started for r in results)) if timed else None,
+        end_ms=int(1000 * max(r.ended for r in results)) if timed else None, inputs=inputs,
+        before_finish=None if model is None else partial(store.log_model, uri, model=model),
+        step_metrics={"fold_accuracy": [(r.fold, r.accuracy) for r in results],
+                      # n_test / n_train per fold: the leaderboard's variance correction.
+                      "fold_test_clips": [(r.fold, len(r.test_index)) for r in results],
+                      "fold_train_clips": [(r.fold, r.n_train) for r in results]},
+        tags=tags, artifacts=folder, parent_run_id=how.parent_run_id))
+    if run_id:
+        result["mlflow_run_id"] = run_id
+        (folder / "result.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
+    return RunOutcome(config_id=config_id, scores=scores, folds=results, folder=folder,
+                      run_id=run_id, tracking_uri=uri, partial=inp.partial,
+                      fold_plan=ds.fold_plan)
