@@ -14,6 +14,7 @@ import optuna
 import pytest
 
 from tests.conftest import alive, assert_all_end, descendants, kill_all, run_cli
+from usbench import study as study_mod
 from usbench import sweep as sweep_mod
 from usbench.config import DataConfig, SweepConfig
 from usbench.errors import ConfigError
@@ -190,7 +191,7 @@ def test_killed_sweep_resumes_with_finished_trials_intact(three_folds, in_tmp):
     study = _study(in_tmp, out.study_name)
     finished = {t.number: t.value for t in study.trials if t.state.is_finished()}
     assert all(finished[n] == v for n, v in before.items())
-    assert sweep_mod.finished_trials(study) == len(before) + 2
+    assert study_mod.finished_trials(study) == len(before) + 2
 
 
 @pytest.mark.slow
@@ -281,9 +282,9 @@ def test_ctrl_c_leaves_the_study_consistent_and_resumable(three_folds, in_tmp):
     assert "interrupted; finished work is kept and the next run resumes it." in err
     study = optuna.load_study(study_name="synthetic-logreg-mfcc-mean", storage=db)
     assert not [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
-    n = sweep_mod.finished_trials(study)
+    n = study_mod.finished_trials(study)
     sweep(_cfg(three_folds, trials=n + 1), progress=False)
-    assert sweep_mod.finished_trials(study) == n + 1
+    assert study_mod.finished_trials(study) == n + 1
 
 
 def test_nested_workers_train_inner_trials_without_the_outer_fold(three_folds, in_tmp):
@@ -389,7 +390,7 @@ def test_stale_trials_and_sweep_runs_of_a_dead_process_are_failed_at_once(three_
     out = sweep(_cfg(three_folds, trials=2), progress=False)
     states = {t.number: t.state for t in _study(in_tmp, out.study_name).trials}
     assert states[stale.number] == optuna.trial.TrialState.FAIL
-    assert sweep_mod.finished_trials(study) == 2  # the failed trial is not counted
+    assert study_mod.finished_trials(study) == 2  # the failed trial is not counted
     assert sum(s == optuna.trial.TrialState.COMPLETE for s in states.values()) == 2
     assert MlflowClient(uri).get_run(parent).info.status == "KILLED"
 

@@ -140,7 +140,7 @@ def record(*, model: str, features: str, params: dict, seed: int, inp: Inputs, r
                                augment=None if inp.augment is None else inp.augment.spec(),
                                extra=how.identity)
     results_root = results_dir()
-    uri = how.tracking_uri or tracking.default_tracking_uri(results_root)
+    uri = tracking.tracking_uri(how.tracking_uri)
     experiment = how.experiment or ds.name
     stamp = time.strftime("%Y%m%d-%H%M%S")
     from usbench.features import slug

@@ -25,6 +25,16 @@ def default_tracking_uri(results: Path) -> str:
     return f"sqlite:///{(results / 'mlflow.db').resolve()}"
 
 
+def tracking_uri(given: str | None = None) -> str:
+    """The tracking URI of every command: `given` (``--tracking-uri``), else the sqlite store
+    ``results/mlflow.db`` of the working directory."""
+    if given:
+        return given
+    from usbench.paths import results_dir
+
+    return default_tracking_uri(results_dir())
+
+
 def ui_command(uri: str) -> str:
     """The command that opens the MLflow UI on `uri`."""
     if uri.startswith(("http://", "https://")):

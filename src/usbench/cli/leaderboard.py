@@ -22,10 +22,9 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from usbench.leaderboard import leaderboard
-    from usbench.paths import results_dir
-    from usbench.tracking import default_tracking_uri
+    from usbench.tracking import tracking_uri
 
-    uri = args.tracking_uri or default_tracking_uri(results_dir())
+    uri = tracking_uri(args.tracking_uri)
     board, md, page = leaderboard(uri, args.experiment, Path(args.out),
                                   include_partial=args.include_partial)
     for group in board.groups:

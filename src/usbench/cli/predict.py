@@ -37,11 +37,10 @@ def add(sub) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from usbench.paths import results_dir
     from usbench.predict import load_model, top_classes
-    from usbench.tracking import default_tracking_uri
+    from usbench.tracking import tracking_uri
 
-    uri = args.tracking_uri or default_tracking_uri(results_dir())
+    uri = tracking_uri(args.tracking_uri)
     model = load_model(uri, run_id=args.run, model_uri=args.model)
     import pandas as pd
 
@@ -64,11 +63,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import socket
 
     from usbench.errors import ConfigError
-    from usbench.paths import results_dir
     from usbench.predict import load_model
-    from usbench.tracking import default_tracking_uri
+    from usbench.tracking import tracking_uri
 
-    uri = args.tracking_uri or default_tracking_uri(results_dir())
+    uri = tracking_uri(args.tracking_uri)
     load_model(uri, run_id=args.run, model_uri=args.model)  # refuse a bad model before serving
     with socket.socket() as probe:
         try:
