@@ -10,7 +10,7 @@ per weight).
 
 Both are timed in this process, alternately, on random rows of the default MLP's shapes
 (``mfcc-stats``: 140 values, 200 and 300 ReLU units with dropout 0.5, L2 3e-3, Adam, 10
-classes; each epoch one compiled call, as ``usbench.models.keras_models`` trains): one fold's
+classes; each epoch one compiled call, as ``usbench.models.keras_training`` trains): one fold's
 network, and K networks stacked. The default ``--batch 32`` is the tutorials' batch, where the
 cost of a step weighs most (usbench's MLP trains in batches of 128). Accuracy is not
 measured: the initialisation of the stacked kernels is not per fold here, and the rows are

@@ -68,7 +68,7 @@ def model_params(spec, sets: list[str], **fixed: str) -> dict:
 def matmul_peak(n: int = 2048, repeats: int = 5) -> dict:
     """Float32 GFLOP/s of an n x n matrix product, best of `repeats`: numpy's BLAS, and
     TensorFlow's (which the Keras models run on)."""
-    from usbench.models.keras_models import _import_keras
+    from usbench.models.keras_training import import_keras
 
     a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
     flops = 2 * n**3
@@ -82,7 +82,7 @@ def matmul_peak(n: int = 2048, repeats: int = 5) -> dict:
             times.append(time.perf_counter() - t)
         return flops / min(times) / 1e9
 
-    _, tf = _import_keras()
+    _, tf = import_keras()
     ta = tf.constant(a)
     return {"n": n, "numpy_gflops": best(lambda: a @ a),
             "tensorflow_gflops": best(lambda: tf.linalg.matmul(ta, ta).numpy())}

@@ -23,9 +23,9 @@ def _tiny_keras(path: Path) -> tuple[Path, np.ndarray, np.ndarray]:
 
     Returns (the .keras file, kernel (WINDOW, DIM), bias (DIM,)).
     """
-    from usbench.models.keras_models import _import_keras
+    from usbench.models.keras_training import import_keras
 
-    keras, _ = _import_keras()
+    keras, _ = import_keras()
     rng = np.random.default_rng(0)
     kernel = rng.standard_normal((WINDOW, DIM)).astype(np.float32) / 10
     bias = rng.standard_normal(DIM).astype(np.float32)

@@ -8,7 +8,7 @@ import pytest
 
 from usbench.errors import ConfigError
 from usbench.models import MODELS, BuildContext, get_model
-from usbench.models.keras_models import _import_keras
+from usbench.models.keras_training import import_keras
 from usbench.models.validation import validation_split
 
 N_CLASSES, ABSENT = 4, 3
@@ -205,7 +205,7 @@ def test_wrong_input_kind_and_too_small_inputs_are_refused():
 
 
 def test_default_networks_are_the_reference_architectures():
-    keras, _ = _import_keras()
+    keras, _ = import_keras()
     mlp = get_model("mlp").build({}, BuildContext(n_classes=10, input_shape=(140,), seed=0))
     # 140-200-300-10 dense
     assert mlp._network(keras).count_params() == 140 * 200 + 200 + 200 * 300 + 300 + 3010

@@ -224,7 +224,7 @@ def test_compiled_epochs_train_as_keras_fit_does(monkeypatch, model):
     """The shipped training (one compiled call an epoch) against fit on each epoch's batches:
     the same weights and probabilities, bit for bit, with weight decay, dropout, mixup,
     audio variants, crops, masks, batch normalisation and a short last batch."""
-    from usbench.models import keras_models
+    from usbench.models import keras_training
 
     X, y, folds, groups, variants = id_rows()
     if model == "mlp":
@@ -243,7 +243,7 @@ def test_compiled_epochs_train_as_keras_fit_does(monkeypatch, model):
         return est.model_.get_weights(), est.predict_proba(X[~train]), est.history_
 
     shipped = trained()
-    monkeypatch.setattr(keras_models, "_epoch_function", _fit_each_epoch)
+    monkeypatch.setattr(keras_training, "_epoch_function", _fit_each_epoch)
     by_fit = trained()
     assert shipped[2] == by_fit[2] and shipped[2]["train_rows"] % params["batch_size"]
     np.testing.assert_array_equal(shipped[1], by_fit[1])
