@@ -60,7 +60,7 @@ def audit(model: str, features: str, *, data, overrides: dict | None = None, see
     from dataclasses import replace
 
     from usbench import metrics
-    from usbench.record import RecordSpec, record
+    from usbench.record import RecordSpec, Tag, record
     from usbench.runner import check_model, evaluate, load_inputs, log_fold
 
     spec, params = check_model(model, features, overrides)
@@ -91,5 +91,5 @@ def audit(model: str, features: str, *, data, overrides: dict | None = None, see
                            "random_split_accuracy_std": random_scores.accuracy_std,
                            "inflation": random_scores.accuracy - fold_scores.accuracy,
                            "leaky_recordings": len(leaky)},
-            extra_tags={"usbench.leaky_recordings": ",".join(map(str, list(leaky)[:50]))}))
+            extra_tags={Tag.LEAKY_RECORDINGS: ",".join(map(str, list(leaky)[:50]))}))
     return AuditOutcome(folds=fold_scores, random=random_scores, leaky=leaky, run=run)

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from usbench.errors import ConfigError
+from usbench.record import Tag
 from usbench.report import fold_span, plots, to_html, to_markdown
 
 log = logging.getLogger("usbench")
@@ -150,25 +151,25 @@ def _row(run: dict) -> Row | None:
     params = {k.removeprefix("model.params."): v for k, v in p.items()
               if k.startswith("model.params.")}
     test, train = run.get("fold_test_clips", {}), run.get("fold_train_clips", {})
-    clips = t.get("usbench.dataset_clips")
+    clips = t.get(Tag.DATASET_CLIPS)
     return Row(run_id=run["run_id"], experiment=run["experiment"], model=p.get("model", "?"),
                features=p.get("features", "?"), params=params, accuracy=m["accuracy"],
                accuracy_std=m.get("accuracy_std", float("nan")),
                macro_f1=m.get("macro_f1", float("nan")), fold_accuracy=run["fold_accuracy"],
-               selection=t.get("usbench.selection", "single run"),
-               partial=t.get("usbench.partial") == "true",
+               selection=t.get(Tag.SELECTION, "single run"),
+               partial=t.get(Tag.PARTIAL) == "true",
                augment=params.get("augment", p.get("augment", "False")) in ("True", "true"),
                fit_seconds=m.get("fit_seconds", float("nan")),
-               kind=t.get("usbench.kind", "run"), artifact_uri=run["artifact_uri"],
-               config_id=t.get("usbench.config_id", run["run_id"]),
-               dataset=t.get("usbench.dataset", p.get("dataset", "?")),
-               dataset_fingerprint=t.get("usbench.dataset_fingerprint", ""),
+               kind=t.get(Tag.KIND, "run"), artifact_uri=run["artifact_uri"],
+               config_id=t.get(Tag.CONFIG_ID, run["run_id"]),
+               dataset=t.get(Tag.DATASET, p.get("dataset", "?")),
+               dataset_fingerprint=t.get(Tag.DATASET_FINGERPRINT, ""),
                dataset_clips=int(clips) if clips else None,
-               fold_plan=t.get("usbench.fold_plan", "official folds"),
+               fold_plan=t.get(Tag.FOLD_PLAN, "official folds"),
                fold_ratio={f: test[f] / train[f] for f in test if train.get(f)},
-               pretrained=t.get("usbench.pretrained") == "true",
-               encoder=t.get("usbench.encoder", ""),
-               overlap=t.get("usbench.encoder.overlap", ""),
+               pretrained=t.get(Tag.PRETRAINED) == "true",
+               encoder=t.get(Tag.ENCODER, ""),
+               overlap=t.get(Tag.ENCODER_OVERLAP, ""),
                audit={k: m[k] for k in ("random_split_accuracy", "inflation",
                                         "leaky_recordings") if k in m})
 
@@ -244,7 +245,7 @@ def build(runs: list[dict], include_partial: bool = False) -> Board:
     for run in runs:
         row = _row(run)
         if row is None:
-            if run["tags"].get("usbench.kind") not in ("sweep", "leaderboard"):
+            if run["tags"].get(Tag.KIND) not in ("sweep", "leaderboard"):
                 crashed += 1
             continue
         if row.partial and not include_partial:
@@ -258,8 +259,8 @@ def build(runs: list[dict], include_partial: bool = False) -> Board:
             # sweep's outer-fold run.
             continue
         if row.kind == "trial":
-            study = run["tags"].get("usbench.study", "?")
-            if (run["tags"].get("usbench.trial_state") != "complete"
+            study = run["tags"].get(Tag.STUDY, "?")
+            if (run["tags"].get(Tag.TRIAL_STATE) != "complete"
                     or row.selection == "nested"):
                 continue
             if study not in best_trial or row.accuracy > best_trial[study].accuracy:
@@ -344,7 +345,7 @@ def _log_report(uri: str, out: Path, board: Board) -> str | None:
         experiment=experiment, run_name=time.strftime("leaderboard-%Y%m%d-%H%M%S"),
         params={"experiments": ",".join(ranked), "rows": len(board.rows)},
         metrics={}, step_metrics={},
-        tags={"usbench.kind": "leaderboard", "usbench.datasets": ",".join(board.datasets),
+        tags={Tag.KIND: "leaderboard", Tag.DATASETS: ",".join(board.datasets),
               "mlflow.note.content": "The published leaderboard: leaderboard.html and .md "
                                      "are in this run's artifacts."},
         artifacts=out, artifact_files=tuple(files), start_ms=now, end_ms=now))

@@ -15,6 +15,45 @@ from usbench.features.combined import Combined
 log = logging.getLogger("usbench")
 
 
+class Tag:
+    """The names of a run's MLflow tags (and a study's user attributes) that usbench writes
+    and reads back: each is spelt here only."""
+
+    KIND = "usbench.kind"
+    SELECTION = "usbench.selection"
+    PARTIAL = "usbench.partial"
+    STUDY = "usbench.study"
+    TRIAL = "usbench.trial"
+    TRIAL_STATE = "usbench.trial_state"
+    ERROR = "usbench.error"
+    NESTED_OUTER = "usbench.nested_outer"
+    WORKER = "usbench.worker"
+    DATASET = "usbench.dataset"
+    DATASET_FINGERPRINT = "usbench.dataset_fingerprint"
+    DATASET_CLIPS = "usbench.dataset_clips"
+    CONFIG_ID = "usbench.config_id"
+    FEATURES_KEY = "usbench.features_key"
+    FOLDS = "usbench.folds"
+    FOLD_PLAN = "usbench.fold_plan"
+    GIT_COMMIT = "usbench.git_commit"
+    AUGMENT = "usbench.augment"
+    PRETRAINED = "usbench.pretrained"
+    ENCODER = "usbench.encoder"
+    ENCODER_WEIGHTS = "usbench.encoder.weights_sha256"
+    ENCODER_PRETRAINING = "usbench.encoder.pretraining"
+    ENCODER_LICENCE = "usbench.encoder.licence"
+    ENCODER_OVERLAP = "usbench.encoder.overlap"
+    BEST_TRIAL = "usbench.best_trial"
+    BEST_PARAMS = "usbench.best_params"
+    REPRODUCE = "usbench.reproduce"
+    NESTED_RUN = "usbench.nested_run"
+    LEAKY_RECORDINGS = "usbench.leaky_recordings"
+    DATASETS = "usbench.datasets"
+    MLFLOW_PARENT_RUN_ID = "usbench.mlflow_parent_run_id"
+    TRACKING_URI = "usbench.tracking_uri"
+    VERSION_PREFIX = "usbench.version."
+
+
 @dataclass(frozen=True)
 class RunOutcome:
     """A recorded evaluation: scores, the local record folder and the MLflow run id (or None)."""
@@ -93,11 +132,16 @@ def feature_params(fs: FeatureSet) -> dict:
 
 
 def encoder_tags(fs: FeatureSet) -> dict[str, str]:
-    """``usbench.pretrained`` ("true" when any part is a pretrained encoder, whose identity,
+    """``usbench.pretrained`` ("true" when any part is a pretrained encoder, whose name,
     weights digest, pretraining data, licence and overlap follow as ``usbench.encoder*``)."""
     pretrained = bool(getattr(fs, "pretrained", False))
-    tags = fs.record_tags() if pretrained else {}
-    return {"usbench.pretrained": str(pretrained).lower(), **tags}
+    tags = {Tag.PRETRAINED: str(pretrained).lower()}
+    if pretrained:
+        info = fs.encoder_info()
+        tags |= {Tag.ENCODER: info["name"], Tag.ENCODER_WEIGHTS: info["weights_sha256"],
+                 Tag.ENCODER_PRETRAINING: info["pretraining"],
+                 Tag.ENCODER_LICENCE: info["licence"], Tag.ENCODER_OVERLAP: info["overlap"]}
+    return tags
 
 
 def make_config_id(*, dataset: str, features_key: str, model: str, params: dict, folds: list,
@@ -146,7 +190,7 @@ def record(*, model: str, features: str, params: dict, seed: int, inp: Inputs, r
     from usbench.features import slug
 
     run_name = f"{model}-{slug(features)}-{config_id[:6]}-{stamp}"
-    if how.kind == "trial" and "usbench.trial" in how.extra_tags:
+    if how.kind == "trial" and Tag.TRIAL in how.extra_tags:
         run_name = f"trial-{how.extra_tags['usbench.trial']}-{run_name}"
     run_params = {"model": model, "features": features, "dataset": ds.name,
                   "folds": ",".join(map(str, test_folds)), "seed": seed,
@@ -161,15 +205,15 @@ def record(*, model: str, features: str, params: dict, seed: int, inp: Inputs, r
                    "predict_seconds": sum(r.predict_seconds for r in results),
                    **{f"recall.{c}": v for c, v in scores.class_recall.items() if v == v},
                    **how.extra_metrics}
-    tags = {"usbench.config_id": config_id, "usbench.features_key": m.key,
-            "usbench.dataset_fingerprint": ds.fingerprint(), "usbench.dataset": ds.name,
-            "usbench.dataset_clips": str(len(ds.clips)),
-            "usbench.folds": ds.fold_plan.origin, "usbench.fold_plan": ds.fold_plan.describe(),
-            "usbench.partial": str(inp.partial).lower(), "usbench.kind": how.kind,
-            "usbench.selection": how.selection, "usbench.git_commit": _git_commit(),
-            "usbench.augment": "off" if inp.augment is None else fingerprint(inp.augment.spec()),
+    tags = {Tag.CONFIG_ID: config_id, Tag.FEATURES_KEY: m.key,
+            Tag.DATASET_FINGERPRINT: ds.fingerprint(), Tag.DATASET: ds.name,
+            Tag.DATASET_CLIPS: str(len(ds.clips)),
+            Tag.FOLDS: ds.fold_plan.origin, Tag.FOLD_PLAN: ds.fold_plan.describe(),
+            Tag.PARTIAL: str(inp.partial).lower(), Tag.KIND: how.kind,
+            Tag.SELECTION: how.selection, Tag.GIT_COMMIT: _git_commit(),
+            Tag.AUGMENT: "off" if inp.augment is None else fingerprint(inp.augment.spec()),
             **encoder_tags(inp.built.feature_set),
-            **{f"usbench.version.{k}": v for k, v in _versions().items()},
+            **{f"{Tag.VERSION_PREFIX}{k}": v for k, v in _versions().items()},
             **{k: str(v) for k, v in how.extra_tags.items()}}
     result = {
         "config_id": config_id, "run_name": run_name, "params": run_params,

@@ -11,7 +11,7 @@ from dataclasses import replace
 from usbench.build import Inputs, build_features
 from usbench.config import BuildConfig
 from usbench.datasets.base import Dataset
-from usbench.record import RecordSpec, RunOutcome, record
+from usbench.record import RecordSpec, RunOutcome, Tag, record
 
 log = logging.getLogger("usbench")
 
@@ -188,4 +188,4 @@ def run_experiment(cfg, *, progress: bool = True) -> RunOutcome:
                                  selection="single run" if cfg.from_study is None
                                  else "selected on CV",
                                  extra_tags={} if cfg.from_study is None
-                                 else {"usbench.study": cfg.from_study}))
+                                 else {Tag.STUDY: cfg.from_study}))

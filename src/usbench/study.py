@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from usbench.errors import ConfigError
+from usbench.record import Tag
 
 log = logging.getLogger("usbench")
 
@@ -184,3 +185,33 @@ def finished_trials(study) -> int:
 
     states = tuple(getattr(optuna.trial.TrialState, s) for s in FINISHED)
     return len(study.get_trials(deepcopy=False, states=states))
+
+
+def close_abandoned_runs(uri: str, study: str, abandoned) -> list[str]:
+    """Mark KILLED the RUNNING sweep runs of `study` whose process is gone.
+
+    Args:
+        abandoned: ``worker tag -> bool``, true when the process that opened the run is dead.
+
+    Returns:
+        The run ids closed (none if the store cannot be read: a warning, not an error).
+    """
+    from usbench import tracking
+    from usbench.errors import UsbenchError
+    from usbench.mlflow_store import short_reason
+
+    try:
+        client = tracking.open_client(uri, writer=True)
+        ids = [e.experiment_id for e in client.search_experiments()]
+        runs = client.search_runs(ids, f"tags.`{Tag.STUDY}` = '{study}' and "
+                                       "attributes.status = 'RUNNING'", max_results=1000)
+        closed = []
+        for r in runs:
+            if abandoned(r.data.tags.get(Tag.WORKER, "")):
+                client.set_terminated(r.info.run_id, "KILLED")
+                closed.append(r.info.run_id)
+        return closed
+    except Exception as exc:
+        why = str(exc) if isinstance(exc, UsbenchError) else f"at {uri} ({short_reason(exc)})."
+        log.warning(f"warning: could not check MLflow for abandoned sweep runs: {why}")
+        return []

@@ -31,10 +31,11 @@ import numpy as np
 from usbench.build import Inputs
 from usbench.config import SweepConfig
 from usbench.errors import ConfigError
-from usbench.record import RecordSpec
+from usbench.record import RecordSpec, Tag
 from usbench.study import (
     FINISHED,
     Target,
+    close_abandoned_runs,
     dead_here,
     default_storage,
     fail_stale_trials,
@@ -117,7 +118,7 @@ class Objective:
                             params={"model": self.cfg.model, "features": self.cfg.features,
                                     **{f"model.params.{k}": v for k, v in params.items()}},
                             metrics={}, step_metrics={},
-                            tags={"usbench.kind": self.kind, "usbench.selection": self.selection,
+                            tags={Tag.KIND: self.kind, Tag.SELECTION: self.selection,
                                   **{k: str(v) for k, v in tags.items()}},
                             artifacts=folder, parent_run_id=self.parent_run_id))
 
@@ -158,10 +159,10 @@ class Objective:
         finally:
             trial.set_user_attr("fold_accuracy", {r.fold: r.accuracy for r in done})
             trial.set_user_attr("params", params)
-            tags = {"usbench.study": trial.study.study_name, "usbench.trial": trial.number,
-                    "usbench.trial_state": state, **({"usbench.error": error[:500]}
+            tags = {Tag.STUDY: trial.study.study_name, Tag.TRIAL: trial.number,
+                    Tag.TRIAL_STATE: state, **({Tag.ERROR: error[:500]}
                                                      if error else {}),
-                    **({"usbench.nested_outer": self.nested_outer}
+                    **({Tag.NESTED_OUTER: self.nested_outer}
                        if self.nested_outer is not None else {})}
             if not done and error:
                 self._log_failure(trial, params, tags, error)
@@ -226,8 +227,8 @@ def run_study(cfg: SweepConfig, inp: Inputs, name: str, storage_url: str, target
     storage = open_storage(storage_url)
     study = load_study(name, storage, target)
     if parent_run_id:  # the newest sweep run of this study, for optuna-dashboard users
-        study.set_user_attr("usbench.mlflow_parent_run_id", parent_run_id)
-        study.set_user_attr("usbench.tracking_uri", tracking.tracking_uri(cfg.tracking_uri))
+        study.set_user_attr(Tag.MLFLOW_PARENT_RUN_ID, parent_run_id)
+        study.set_user_attr(Tag.TRACKING_URI, tracking.tracking_uri(cfg.tracking_uri))
     stale = fail_stale_trials(study)
     if stale:
         log.info(f"study '{name}': failed {len(stale)} trial(s) left running by a dead "
@@ -381,7 +382,7 @@ def _sweep(cfg: SweepConfig, *, progress: bool) -> SweepOutcome:
                     augment="off" if cfg.augment is None else fingerprint(cfg.augment.spec()),
                     overrides=_describe(fixed), seed=cfg.seed, pruner=cfg.pruner)
     uri = tracking.tracking_uri(cfg.tracking_uri)
-    closed = tracking.close_abandoned(uri, name, dead_here)
+    closed = close_abandoned_runs(uri, name, dead_here)
     if closed:
         log.info(f"marked {len(closed)} sweep run(s) of a killed process as KILLED in MLflow")
     selection = "nested" if cfg.nested else "selected on CV"
@@ -393,9 +394,9 @@ def _sweep(cfg: SweepConfig, *, progress: bool) -> SweepOutcome:
         {"model": cfg.model, "features": cfg.features, "dataset": ds.name,
          "study": name, "storage": storage_url, "trials": cfg.trials, "seed": cfg.seed,
          "nested": cfg.nested, "pruner": cfg.pruner, "workers": cfg.workers},
-        {"usbench.kind": "sweep", "usbench.selection": selection, "usbench.study": name,
-         "usbench.worker": worker_id(),
-         "usbench.partial": str(inp.partial).lower(), "usbench.dataset": ds.name})
+        {Tag.KIND: "sweep", Tag.SELECTION: selection, Tag.STUDY: name,
+         Tag.WORKER: worker_id(),
+         Tag.PARTIAL: str(inp.partial).lower(), Tag.DATASET: ds.name})
     try:
         if cfg.nested:
             return _nested(cfg, inp, name, storage_url, target, folds, spec, uri, parent)
@@ -433,9 +434,9 @@ def _finish(cfg, inp, name, storage_url, target, folds, spec, uri, parent):
             _plots(study, Path(tmp))
             tracking.finish_parent(uri, parent, {"best_accuracy": outcome.best_value,
                                                  "n_trials": outcome.n_trials},
-                                   {"usbench.best_trial": best.number,
-                                    "usbench.best_params": params,
-                                    "usbench.reproduce": outcome.reproduce}, Path(tmp))
+                                   {Tag.BEST_TRIAL: best.number,
+                                    Tag.BEST_PARAMS: params,
+                                    Tag.REPRODUCE: outcome.reproduce}, Path(tmp))
     return outcome
 
 
@@ -464,7 +465,7 @@ def _nested(cfg, inp, name, storage_url, target, folds, spec, uri, parent):
                      config=cfg.to_dict(),
                      how=RecordSpec(tracking_uri=cfg.tracking_uri, experiment=cfg.experiment,
                                     kind="run", selection="nested", parent_run_id=parent,
-                                    extra_tags={"usbench.study": name},
+                                    extra_tags={Tag.STUDY: name},
                                     # Two nested sweeps are one configuration only if they
                                     # chose the same parameters with the same settings.
                                     identity={"nested": {
@@ -480,7 +481,7 @@ def _nested(cfg, inp, name, storage_url, target, folds, spec, uri, parent):
     if parent:
         tracking.finish_parent(uri, parent, {"nested_accuracy": outcome.scores.accuracy,
                                              "nested_accuracy_std": outcome.scores.accuracy_std},
-                               {"usbench.nested_run": outcome.run_id or ""}, outcome.folder)
+                               {Tag.NESTED_RUN: outcome.run_id or ""}, outcome.folder)
     return SweepOutcome(study_name=name, storage=storage_url,
                         best_value=outcome.scores.accuracy, best_params=chosen,
                         fold_accuracy=acc, n_trials=cfg.trials * len(folds), reproduce="",

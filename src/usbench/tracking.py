@@ -252,32 +252,6 @@ def finish_parent(uri: str, run_id: str, metrics: dict[str, float], tags: dict[s
                     f"({short_reason(exc)}).")
 
 
-def close_abandoned(uri: str, study: str, abandoned) -> list[str]:
-    """Mark KILLED the RUNNING sweep runs of `study` whose process is gone.
-
-    Args:
-        abandoned: ``worker tag -> bool``, true when the process that opened the run is dead.
-
-    Returns:
-        The run ids closed (none if the store cannot be read: a warning, not an error).
-    """
-    try:
-        client = open_client(uri, writer=True)
-        ids = [e.experiment_id for e in client.search_experiments()]
-        runs = client.search_runs(ids, f"tags.`usbench.study` = '{study}' and "
-                                       "attributes.status = 'RUNNING'", max_results=1000)
-        closed = []
-        for r in runs:
-            if abandoned(r.data.tags.get("usbench.worker", "")):
-                client.set_terminated(r.info.run_id, "KILLED")
-                closed.append(r.info.run_id)
-        return closed
-    except Exception as exc:
-        why = str(exc) if isinstance(exc, UsbenchError) else f"at {uri} ({short_reason(exc)})."
-        log.warning(f"warning: could not check MLflow for abandoned sweep runs: {why}")
-        return []
-
-
 # Per-fold metrics (step = fold) that the leaderboard reads back.
 FOLD_SERIES = ("fold_accuracy", "fold_test_clips", "fold_train_clips")
 

@@ -57,12 +57,13 @@ class Combined(FeatureSet):
         return {"name": self.name, "version": self.version,
                 "parts": [p.spec() for p in self.parts]}
 
-    def record_tags(self) -> dict[str, str]:
-        tags: dict[str, str] = {}
+    def encoder_info(self) -> dict[str, str]:
+        """The encoder parts' ``encoder_info``, each field joined with ", "."""
+        info: dict[str, str] = {}
         for p in self.parts:
-            for k, v in (p.record_tags() if hasattr(p, "record_tags") else {}).items():
-                tags[k] = f"{tags[k]}, {v}" if k in tags and v else v
-        return tags
+            for k, v in (p.encoder_info() if hasattr(p, "encoder_info") else {}).items():
+                info[k] = f"{info[k]}, {v}" if k in info and v else v
+        return info
 
     def extract_batch(self, ys: list[np.ndarray], sr: int) -> np.ndarray:
         raise NotImplementedError("combined sets are built part by part; see runner")

@@ -92,13 +92,13 @@ class EncoderFeatures(FeatureSet):
                 "input": c.input, "embedding": c.embedding, "pooling": c.pooling,
                 "runtime": runtime_version(c.format)}
 
-    def record_tags(self) -> dict[str, str]:
-        """What a run on this encoder records about it (tags ``usbench.encoder.*``)."""
+    def encoder_info(self) -> dict[str, str]:
+        """What a run on this encoder records about it (``usbench.record.encoder_tags``): its
+        name and weights digest, and the card's pretraining, licence and overlap."""
         about = self.card.about
-        return {"usbench.encoder": self.card.name, "usbench.encoder.weights_sha256": self.digest,
-                "usbench.encoder.pretraining": about.get("pretraining", "unknown"),
-                "usbench.encoder.licence": about.get("licence", "unknown"),
-                "usbench.encoder.overlap": about.get("overlap", "")}
+        return {"name": self.card.name, "weights_sha256": self.digest,
+                "pretraining": about.get("pretraining", "unknown"),
+                "licence": about.get("licence", "unknown"), "overlap": about.get("overlap", "")}
 
     def extract_batch(self, ys: list[np.ndarray], sr: int) -> np.ndarray:
         self._check_sr(sr)

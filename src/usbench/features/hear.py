@@ -197,14 +197,14 @@ class HearFeatures(FeatureSet):
                 "weights_sha256": o.weights_sha256, "sr": self.sr, "dim": o.dim,
                 "runtime": o.runtime}
 
-    def record_tags(self) -> dict[str, str]:
-        """What a run on this module records (tags ``usbench.encoder.*``)."""
+    def encoder_info(self) -> dict[str, str]:
+        """What a run on this module records about it (``usbench.record.encoder_tags``): its
+        name and weights digest, and the module's PRETRAINING, LICENCE and OVERLAP strings."""
         o = self._opened
-        return {"usbench.encoder": f"hear:{self.module}",
-                "usbench.encoder.weights_sha256": o.weights_sha256,
-                "usbench.encoder.pretraining": str(getattr(o.module, "PRETRAINING", "unknown")),
-                "usbench.encoder.licence": str(getattr(o.module, "LICENCE", "unknown")),
-                "usbench.encoder.overlap": str(getattr(o.module, "OVERLAP", ""))}
+        return {"name": f"hear:{self.module}", "weights_sha256": o.weights_sha256,
+                "pretraining": str(getattr(o.module, "PRETRAINING", "unknown")),
+                "licence": str(getattr(o.module, "LICENCE", "unknown")),
+                "overlap": str(getattr(o.module, "OVERLAP", ""))}
 
     def extract_batch(self, ys: list[np.ndarray], sr: int) -> np.ndarray:
         self._check_sr(sr)
