@@ -6,7 +6,7 @@ import pytest
 
 from tests.conftest import run_cli
 from usbench.audit import audit, leaky_recordings, random_folds
-from usbench.config import DataConfig
+from usbench.config import AuditConfig, DataConfig
 
 pytestmark = pytest.mark.usefixtures("in_tmp")  # results/ of its own
 
@@ -30,8 +30,8 @@ def test_random_folds_are_stratified_shuffled_and_seeded():
 def test_audit_reports_both_protocols_and_logs_them(tiny_root_ro, in_tmp):
     from mlflow.tracking import MlflowClient
 
-    out = audit("logreg", "mfcc-mean", data=DataConfig(root=str(tiny_root_ro)), jobs=1,
-                progress=False)
+    out = audit(AuditConfig(model="logreg", features="mfcc-mean",
+                            data=DataConfig(root=str(tiny_root_ro)), jobs=1), progress=False)
     assert sorted(out.folds.fold_accuracy) == list(range(1, 11))
     assert len(out.random.fold_accuracy) == 10
     assert out.inflation == pytest.approx(out.random.accuracy - out.folds.accuracy)

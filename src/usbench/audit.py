@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from usbench.config import AuditConfig
+
 log = logging.getLogger("usbench")
 
 
@@ -53,25 +55,16 @@ class AuditOutcome:
         return self.random.accuracy - self.folds.accuracy
 
 
-def audit(model: str, features: str, *, data, overrides: dict | None = None, seed: int = 0,
-          experiment: str | None = None, tracking_uri: str | None = None,
-          jobs: int | None = None, progress: bool = True, augment=None) -> AuditOutcome:
+def audit(cfg: AuditConfig, *, progress: bool = True) -> AuditOutcome:
     """Evaluate one configuration under the folds and under a random split; log both."""
     from dataclasses import replace
 
     from usbench import metrics
     from usbench.record import RecordSpec, Tag, record
-    from usbench.runner import check_model, evaluate, load_inputs, log_fold
+    from usbench.runner import check_protocol, evaluate, log_fold, start
 
-    spec, params = check_model(model, features, overrides)
-    from usbench.datasets import open_dataset
-    from usbench.paths import writable_results
-    from usbench.runner import check_protocol
-
-    writable_results()
-    ds = open_dataset(data)
-    check_protocol(spec, params, ds.clips["fold"].to_numpy())
-    inp = load_inputs(data, features, jobs=jobs, progress=progress, augment=augment, dataset=ds)
+    spec, params, inp = start(cfg, progress=progress, protocol=check_protocol)
+    model, features, seed = cfg.model, cfg.features, cfg.seed
     n_folds = len(np.unique(inp.folds))
     log.info(f"audit of {model} on {features}: leave-one-fold-out over the {n_folds} folds")
     fold_results = evaluate(spec, params, inp, seed=seed, on_fold=log_fold)
@@ -86,7 +79,7 @@ def audit(model: str, features: str, *, data, overrides: dict | None = None, see
         model=model, features=features, params=params, seed=seed, inp=inp,
         results=fold_results, config={"model": model, "features": features, "seed": seed},
         how=RecordSpec(
-            tracking_uri=tracking_uri, experiment=experiment, kind="audit",
+            tracking_uri=cfg.tracking_uri, experiment=cfg.experiment, kind="audit",
             extra_metrics={"random_split_accuracy": random_scores.accuracy,
                            "random_split_accuracy_std": random_scores.accuracy_std,
                            "inflation": random_scores.accuracy - fold_scores.accuracy,

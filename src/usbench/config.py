@@ -180,6 +180,29 @@ class RunConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class AuditConfig:
+    """One ``usbench audit``: a configuration under the folds and under a random split.
+
+    Attributes:
+        data, features, model, overrides, seed, experiment, tracking_uri, jobs, augment: as in
+            RunConfig.
+    """
+
+    data: DataConfig = DataConfig()
+    features: str = "mfcc-stats"
+    model: str = "rf"
+    overrides: tuple[tuple[str, str], ...] = ()
+    seed: int = 0
+    experiment: str | None = None
+    tracking_uri: str | None = None
+    jobs: int | None = None
+    augment: AudioAugment | None = None
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True, kw_only=True)
 class SweepConfig:
     """One ``usbench sweep``: an Optuna study over a model family's search space.
 

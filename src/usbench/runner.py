@@ -84,9 +84,33 @@ def check_protocol(spec, params: dict, folds, test_folds=None, final_fit: bool =
     return tested
 
 
-def prepare_model(cfg):
-    """``check_model`` for a RunConfig."""
-    return check_model(cfg.model, cfg.features, dict(cfg.overrides))
+def start(cfg, *, progress: bool = True, protocol=None, ready=None):
+    """What run, sweep and audit do first, in this order, each failing before any work that
+    follows: check the model, its parameters and the feature set; make sure the results folder
+    can be written; ``ready()`` (a sweep opens its storage); open the dataset; check the
+    protocol on its folds (``protocol(spec, params, folds)``); load the features, or build
+    them.
+
+    Args:
+        cfg: a RunConfig, SweepConfig or AuditConfig (model, features, overrides, data, jobs,
+            augment).
+
+    Returns:
+        (spec, params, inputs).
+    """
+    from usbench.datasets import open_dataset
+    from usbench.paths import writable_results
+
+    spec, params = check_model(cfg.model, cfg.features, dict(cfg.overrides))
+    writable_results()  # the record goes there: fail before any fold, not after the last
+    if ready is not None:
+        ready()
+    ds = open_dataset(cfg.data)
+    if protocol is not None:
+        protocol(spec, params, ds.clips["fold"].to_numpy())
+    inp = load_inputs(cfg.data, cfg.features, jobs=cfg.jobs, progress=progress,
+                      augment=cfg.augment, dataset=ds)
+    return spec, params, inp
 
 
 def load_inputs(data, features: str, *, jobs: int | None = None,
@@ -164,15 +188,9 @@ def fit_final(spec, params: dict, inp: Inputs, *, seed: int):
 def run_experiment(cfg, *, progress: bool = True) -> RunOutcome:
     """``usbench run``: evaluate one configuration under leave-one-fold-out, record, log."""
     from usbench import cv
-    from usbench.datasets import open_dataset
-    from usbench.paths import writable_results
 
-    spec, params = prepare_model(cfg)
-    writable_results()  # the record goes there: fail before any fold, not after the last
-    ds = open_dataset(cfg.data)
-    check_protocol(spec, params, ds.clips["fold"].to_numpy(), cfg.folds, cfg.save_model)
-    inp = load_inputs(cfg.data, cfg.features, jobs=cfg.jobs, progress=progress,
-                      augment=cfg.augment, dataset=ds)
+    spec, params, inp = start(cfg, progress=progress, protocol=lambda spec, params, folds:
+                              check_protocol(spec, params, folds, cfg.folds, cfg.save_model))
     test_folds = cv.check_folds(inp.folds, cfg.folds)
     cfg = replace(cfg, fold_jobs=spec.fold_jobs(cfg.fold_jobs, len(test_folds)))
     side = f" ({cfg.fold_jobs} at a time)" if cfg.fold_jobs > 1 else ""

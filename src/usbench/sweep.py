@@ -346,8 +346,8 @@ def sweep(cfg: SweepConfig, *, progress: bool = True) -> SweepOutcome:
 
 def _sweep(cfg: SweepConfig, *, progress: bool) -> SweepOutcome:
     from usbench import cv, tracking
-    from usbench.paths import writable_results
-    from usbench.runner import check_model, load_inputs
+    from usbench.paths import results_dir, writable_results
+    from usbench.runner import start
 
     if cfg.trials < 1:
         raise ConfigError(f"--trials must be at least 1, got {cfg.trials}.")
@@ -356,19 +356,18 @@ def _sweep(cfg: SweepConfig, *, progress: bool) -> SweepOutcome:
     if cfg.timeout is not None and not cfg.timeout > 0:
         raise ConfigError(f"--timeout must be a positive number of seconds, got "
                           f"{cfg.timeout:g}. Leave it out to run until --trials are done.")
-    spec, defaults = check_model(cfg.model, cfg.features, dict(cfg.overrides))
-    results = writable_results()
-    storage_url = cfg.storage or default_storage(results)
-    open_storage(storage_url)  # an unreachable storage fails here, before any work
-    from usbench.datasets import open_dataset
+    storage_url = cfg.storage or default_storage(results_dir())
 
-    ds = open_dataset(cfg.data)
-    all_folds = cv.check_folds(ds.clips["fold"].to_numpy(), None)
-    for outer in all_folds if cfg.nested else [None]:  # every study, before any work
-        present = [f for f in all_folds if f != outer]
-        spec.check_protocol(defaults, present, present)
-    inp = load_inputs(cfg.data, cfg.features, jobs=cfg.jobs, progress=progress,
-                      augment=cfg.augment, dataset=ds)
+    def protocol(spec, defaults, folds):
+        all_folds = cv.check_folds(folds, None)
+        for outer in all_folds if cfg.nested else [None]:  # every study, before any work
+            present = [f for f in all_folds if f != outer]
+            spec.check_protocol(defaults, present, present)
+
+    # An unreachable storage fails before the dataset is opened (or generated).
+    spec, defaults, inp = start(cfg, progress=progress, protocol=protocol,
+                                ready=lambda: open_storage(storage_url))
+    ds, results = inp.dataset, writable_results()
     folds = cv.check_folds(inp.folds, None)
     from usbench.features import slug
 

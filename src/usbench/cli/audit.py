@@ -23,14 +23,13 @@ def add(sub) -> None:
 
 def cmd_audit(args: argparse.Namespace) -> int:
     from usbench.audit import audit
-    from usbench.runner import check_model
+    from usbench.config import AuditConfig
 
     overrides, augment = augmentation(args.augment, set_pairs(args.overrides))
-    check_model(args.model, args.features, overrides)
-    out = audit(args.model, args.features, overrides=overrides, seed=args.seed,
-                augment=augment,
-                data=data_config(args),
-                experiment=args.experiment, tracking_uri=args.tracking_uri, jobs=args.jobs)
+    out = audit(AuditConfig(data=data_config(args), model=args.model, features=args.features,
+                            overrides=tuple(sorted(overrides.items())), seed=args.seed,
+                            experiment=args.experiment, tracking_uri=args.tracking_uri,
+                            jobs=args.jobs, augment=augment))
     f, r = out.folds, out.random
     print()
     print(f"fold protocol (leave-one-fold-out): accuracy {f.accuracy:.3f} ± {f.accuracy_std:.3f}")

@@ -65,7 +65,7 @@ def _run_config(args: argparse.Namespace):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from usbench.runner import prepare_model, run_experiment
+    from usbench.runner import run_experiment
 
     cfg = _run_config(args)
     if cfg.register and not cfg.save_model:
@@ -79,7 +79,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--save-model saves a model on one feature set, and '{cfg.features}' "
                           "joins several. Evaluate the combination without --save-model, or "
                           "save a model on one of its sets.")
-    prepare_model(cfg)  # refuse bad names, parameters and model/feature pairs before any work
     out = run_experiment(cfg)
     print()
     print(f"{'fold':>4}  {'clips':>5}  {'accuracy':>8}  {'fit s':>7}")

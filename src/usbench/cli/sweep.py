@@ -36,7 +36,6 @@ def add(sub) -> None:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from usbench.config import SweepConfig
-    from usbench.runner import check_model
     from usbench.sweep import sweep
 
     overrides, augment = augmentation(args.augment, set_pairs(args.overrides))
@@ -47,7 +46,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                       seed=args.seed, experiment=args.experiment,
                       tracking_uri=args.tracking_uri, jobs=args.jobs,
                       overrides=tuple(sorted(overrides.items())), augment=augment)
-    check_model(cfg.model, cfg.features, dict(cfg.overrides))
     out = sweep(cfg)
     print()
     folds = "  ".join(f"{f}:{a:.3f}" for f, a in sorted(out.fold_accuracy.items()))
