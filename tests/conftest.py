@@ -16,6 +16,14 @@ from usbench.datasets.synthetic import SynthConfig, generate
 TINY = SynthConfig(seed=7, clips_per_class_per_fold=2, slices_per_recording=2, max_duration=1.0)
 
 
+def pytest_collection_modifyitems(items):
+    """The CNN's and the real BirdNET model's cases of parametrised tests are slow (seconds
+    each): ``pytest -m "not slow"`` keeps their MLP and small-model cases."""
+    for item in items:
+        if "[cnn" in item.nodeid or "[birdnet" in item.nodeid:
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def tiny_root_ro(tmp_path_factory) -> Path:
     """A tiny dataset root shared by the session; tests must not modify it."""

@@ -98,6 +98,7 @@ def _aug_cfg(root, **kw):
                        chunk_size=64, augment=AudioAugment(variants=2), **kw)
 
 
+@pytest.mark.slow
 def test_interrupted_variant_build_resumes(tiny_root_ro, monkeypatch, tmp_path):
     def interrupt_after_two(index, n):
         if index == 1:
@@ -113,6 +114,7 @@ def test_interrupted_variant_build_resumes(tiny_root_ro, monkeypatch, tmp_path):
     np.testing.assert_array_equal(resumed.matrix.X, fresh.matrix.X)
 
 
+@pytest.mark.slow
 def test_runs_with_augment_share_the_variants_and_get_their_own_config_id(
         tiny_root_ro, tmp_path, monkeypatch, isolated_cache):
     monkeypatch.chdir(tmp_path)

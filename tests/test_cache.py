@@ -58,6 +58,7 @@ def test_library_versions_are_read_from_the_installed_packages(monkeypatch):
     assert cache.library_versions()["numpy"] == "9.9"
 
 
+@pytest.mark.slow
 def test_key_ignores_jobs_chunking_and_root_location(tiny_root_ro, tmp_path):
     a = build_features(_cfg(tiny_root_ro), progress=False)
     copy = shutil.copytree(tiny_root_ro, tmp_path / "copy")  # copy2 keeps modification times
@@ -85,6 +86,7 @@ def test_cold_build_then_warm_load(tiny_root_ro):
     assert warm.matrix.clip_ids == warm.dataset.clips["clip_id"].tolist()
 
 
+@pytest.mark.slow
 def test_parallel_build_equals_serial(tiny_root_ro, monkeypatch, tmp_path):
     serial = np.array(build_features(_cfg(tiny_root_ro), progress=False).matrix.X)
     monkeypatch.setenv("USBENCH_CACHE", str(tmp_path / "other"))

@@ -122,6 +122,7 @@ class RowSpy(Spy):
         return self
 
 
+@pytest.mark.slow
 def test_folds_in_worker_processes_see_only_their_training_rows_and_arrive_in_order():
     import os
 
@@ -138,6 +139,7 @@ def test_folds_in_worker_processes_see_only_their_training_rows_and_arrive_in_or
         assert r.n_train == len(seen)
 
 
+@pytest.mark.slow
 def test_folds_in_worker_processes_give_the_results_of_one_process():
     from usbench.models import get_model
     from usbench.models.base import BuildContext
@@ -155,6 +157,7 @@ def test_folds_in_worker_processes_give_the_results_of_one_process():
         np.testing.assert_array_equal(one.proba, other.proba)
 
 
+@pytest.mark.slow
 def test_an_error_in_on_fold_stops_the_workers_folds(tmp_path):
     log = tmp_path / "fits.txt"
 

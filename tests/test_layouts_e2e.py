@@ -20,6 +20,7 @@ def comp(tmp_path):
 
 
 
+@pytest.mark.slow
 def test_csv_collection_run_predict_sweep_audit_leaderboard(comp, in_tmp, capsys):
     data = ["--data", str(comp), "--dataset", "csv", "--n-folds", "4", "--jobs", "1"]
     assert run_cli("run", "--model", "logreg", "--features", "mfcc-mean", *data,

@@ -85,6 +85,7 @@ def test_two_hosts_share_one_postgresql_study(postgres_url, three_folds, tmp_pat
     assert len(workers) == 2, "both hosts should have contributed trials"
 
 
+@pytest.mark.slow
 def test_workers_on_postgresql_run_exactly_the_requested_trials(postgres_url, three_folds,  # noqa: F811
                                                                 tmp_path, monkeypatch):
     from usbench.config import DataConfig, SweepConfig

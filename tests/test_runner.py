@@ -83,12 +83,14 @@ def test_same_seed_same_fold_accuracies_sklearn(tiny_root_ro):
     assert a.config_id == b.config_id
 
 
+@pytest.mark.slow
 def test_same_seed_same_fold_accuracies_keras(tiny_root_ro):
     runs = [run_experiment(_cfg(tiny_root_ro, model="mlp", folds=(5,), overrides=TINY_MLP),
                            progress=False) for _ in range(2)]
     np.testing.assert_array_equal(runs[0].folds[0].proba, runs[1].folds[0].proba)
 
 
+@pytest.mark.slow
 def test_folds_in_worker_processes_record_what_one_process_does(tiny_root_ro, monkeypatch):
     # The MLP's default on two cores: two workers, each held to one TensorFlow thread; the
     # same probabilities, bit for bit, as this process's training with TensorFlow's threads.
@@ -125,6 +127,7 @@ def test_only_the_mlp_trains_folds_side_by_side_by_default(monkeypatch):
     assert get_model("rf").fold_jobs(16, 3) == 3  # what is recorded is what runs
 
 
+@pytest.mark.slow
 def test_cnn_runs_on_logmel(tiny_root_ro):
     out = run_experiment(_cfg(tiny_root_ro, model="cnn", features="logmel", folds=(1,),
                               overrides=TINY_CNN), progress=False)

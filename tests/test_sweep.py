@@ -58,6 +58,7 @@ def _study(in_tmp, name):
                              storage=f"sqlite:///{in_tmp / 'results' / 'optuna.db'}")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["logreg", "rf", "mlp", "cnn"])
 def test_small_sweep_of_each_family(three_folds, in_tmp, model):
     out = sweep(_cfg(three_folds, model, trials=2), progress=False)
@@ -70,6 +71,7 @@ def test_small_sweep_of_each_family(three_folds, in_tmp, model):
     assert study.user_attrs["usbench.model"] == model
 
 
+@pytest.mark.slow
 def test_rerun_adds_trials_and_best_run_reproduces(three_folds, in_tmp, capsys):
     first = sweep(_cfg(three_folds, trials=2), progress=False)
     second = sweep(_cfg(three_folds, trials=4), progress=False)
@@ -82,6 +84,7 @@ def test_rerun_adds_trials_and_best_run_reproduces(three_folds, in_tmp, capsys):
         assert f"{fold:>4}     20     {acc:.3f}" in printed
 
 
+@pytest.mark.slow
 def test_mlflow_parent_and_trial_runs(three_folds, in_tmp):
     from mlflow.tracking import MlflowClient
 
@@ -101,6 +104,7 @@ def test_mlflow_parent_and_trial_runs(three_folds, in_tmp):
         assert "accuracy" in child.data.metrics
 
 
+@pytest.mark.slow
 def test_failing_trial_is_recorded_and_the_sweep_goes_on(three_folds, in_tmp, monkeypatch):
     from mlflow.tracking import MlflowClient
 
@@ -143,6 +147,7 @@ def test_study_for_another_model_is_refused(three_folds):
     assert [r.info.status for r in sweeps] == ["FINISHED"]  # the refused sweep logged nothing
 
 
+@pytest.mark.slow
 def test_two_workers_run_exactly_the_requested_trials(three_folds, in_tmp):
     out = sweep(_cfg(three_folds, trials=6, workers=2), progress=False)
     trials = _study(in_tmp, out.study_name).trials
@@ -287,6 +292,7 @@ def test_ctrl_c_leaves_the_study_consistent_and_resumable(three_folds, in_tmp):
     assert study_mod.finished_trials(study) == n + 1
 
 
+@pytest.mark.slow
 def test_nested_workers_train_inner_trials_without_the_outer_fold(three_folds, in_tmp):
     import json
 
@@ -313,6 +319,7 @@ def test_nested_workers_train_inner_trials_without_the_outer_fold(three_folds, i
     assert [r.selection for r in board.rows] == ["nested"]
 
 
+@pytest.mark.slow
 def test_nested_config_id_depends_on_choices_and_settings(three_folds, in_tmp):
     a = sweep(_cfg(three_folds, trials=2, nested=True), progress=False).nested_run
     b = sweep(_cfg(three_folds, trials=3, nested=True, study="other"),
@@ -320,6 +327,7 @@ def test_nested_config_id_depends_on_choices_and_settings(three_folds, in_tmp):
     assert a.config_id != b.config_id
 
 
+@pytest.mark.slow
 def test_reproduce_keeps_fixed_sets_and_is_labelled_selected_on_cv(three_folds, in_tmp,
                                                                     capsys):
     from mlflow.tracking import MlflowClient
@@ -354,6 +362,7 @@ def _draws(study):
     return [tuple(sorted(t.params.items())) for t in study.trials]
 
 
+@pytest.mark.slow
 def test_resumed_and_shared_sweeps_never_repeat_a_draw(three_folds, in_tmp):
     sweep(_cfg(three_folds, "rf", trials=3), progress=False)
     out = sweep(_cfg(three_folds, "rf", trials=6), progress=False)  # resumed

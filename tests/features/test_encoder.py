@@ -223,6 +223,7 @@ def test_birdnet_equals_tensorflows_interpreter():
     np.testing.assert_allclose(fs.extract(y, 48000), it.get_tensor(index)[0], atol=1e-6)
 
 
+@pytest.mark.slow
 def test_the_hear_example_module_wraps_birdnet(monkeypatch):
     """examples/hear_birdnet.py through hear:MODULE gives the built-in card's embedding when
     both cut the same windows (a 6 s clip: two full windows)."""
@@ -245,6 +246,7 @@ def test_hop_defaults_to_the_window(tiny_models, tmp_path):
     assert card.hop_s == card.window_s and card.hop == WINDOW
 
 
+@pytest.mark.slow
 def test_a_card_runs_sweeps_and_audits_end_to_end(tiny_models, tmp_path, tiny_root_ro, in_tmp,
                                                   capsys):
     """The tiny TFLite encoder through `features build`, `run`, `sweep` and `audit`, alone and
