@@ -257,6 +257,37 @@ def test_config_file_then_flags(tiny_root_ro, tmp_path, capsys):
     assert config["params"]["seed"] == 3 and config["params"]["folds"] == "2"
 
 
+def test_sweep_and_audit_take_a_config_file_too(tiny_root_ro, tmp_path, capsys):
+    """Defaults < --config < flags for sweep and audit as for run; each refuses another
+    command's keys, and a sweep needs its trials from one or the other."""
+    import optuna
+
+    sweep_file = tmp_path / "sweep.toml"
+    sweep_file.write_text(f'data = "{tiny_root_ro}"\ntrials = 1\nseed = 4\npruner = "none"\n'
+                          'study = "from-file"\n[params]\nmax_iter = 50\n')
+    assert run_cli("sweep", "--model", "logreg", "--features", "mfcc-mean", "--config",
+                   str(sweep_file), "--seed", "5", "--jobs", "1") == 0
+    study = optuna.load_study(study_name="from-file",
+                              storage=f"sqlite:///{tmp_path / 'results' / 'optuna.db'}")
+    assert len(study.trials) == 1
+    attrs = study.user_attrs
+    assert (attrs["usbench.seed"], attrs["usbench.pruner"]) == (5, "none")
+    assert "max_iter=50" in attrs["usbench.overrides"]
+    audit_file = tmp_path / "audit.toml"
+    audit_file.write_text(f'data = "{tiny_root_ro}"\nseed = 2\n')
+    assert run_cli("audit", "--model", "logreg", "--features", "mfcc-mean", "--config",
+                   str(audit_file), "--jobs", "1") == 0
+    capsys.readouterr()
+    [audit_run] = (tmp_path / "results" / "runs").glob("logreg-mfcc-mean-*")
+    assert json.loads((audit_run / "result.json").read_text())["params"]["seed"] == 2
+    audit_file.write_text("trials = 3\n")
+    assert "unknown key 'trials'" in cli_error(
+        capsys, "audit", "--model", "logreg", "--features", "mfcc-mean", "--config",
+        str(audit_file))
+    assert "needs the number of trials: --trials N" in cli_error(
+        capsys, "sweep", "--model", "logreg", "--features", "mfcc-mean")
+
+
 def test_bad_config_file():
     from usbench.config import load_config_file
 

@@ -27,14 +27,37 @@ def fingerprint(obj: Any) -> str:
     return hashlib.sha256(canonical_json(obj).encode()).hexdigest()[:12]
 
 
-# The keys a --config file may hold: the ``usbench run`` flags, and a [params] table.
-CONFIG_KEYS = ("dataset", "data", "allow_missing", "skip_bad", "n_folds", "fold_seed", "table",
-               "file_column", "label_column", "fold_column", "group_column", "group_pattern",
-               "folds", "seed", "experiment", "tracking_uri", "save_model", "augment", "params")
+# The keys a --config file may hold: the command's flags, and a [params] table.
+DATA_KEYS = ("dataset", "data", "allow_missing", "skip_bad", "n_folds", "fold_seed", "table",
+             "file_column", "label_column", "fold_column", "group_column", "group_pattern")
+COMMAND_KEYS = {
+    "run": ("folds", "seed", "experiment", "tracking_uri", "save_model", "augment", "params"),
+    "sweep": ("trials", "timeout", "study", "storage", "workers", "nested", "pruner", "seed",
+              "experiment", "tracking_uri", "augment", "params"),
+    "audit": ("seed", "experiment", "tracking_uri", "augment", "params"),
+}
+CONFIG_KEYS = DATA_KEYS + COMMAND_KEYS["run"]
 
 
-def load_config_file(path: str) -> dict:
-    """Read a TOML run file (keys as the ``usbench run`` flags, plus a ``[params]`` table).
+def layered(cls, file: dict, flags: dict, **given):
+    """A `cls` config from three layers: its defaults < the --config `file` < the command-line
+    `flags` (a flag counts when it is not None, or True for a switch); `given` are fields the
+    caller has already merged (data, overrides, augment)."""
+    values = {}
+    for f in dataclasses.fields(cls):
+        if f.name in given:
+            continue
+        flag = flags.get(f.name)
+        if flag is not None and flag is not False:
+            values[f.name] = flag
+        elif f.name in file:
+            values[f.name] = file[f.name]
+    return cls(**values, **given)
+
+
+def load_config_file(path: str, command: str = "run") -> dict:
+    """Read a TOML file of `command`'s settings (keys as its flags, plus a ``[params]``
+    table).
 
     Raises:
         ConfigError: the file is missing, a folder, unreadable, not TOML, or holds a key
@@ -58,12 +81,13 @@ def load_config_file(path: str) -> dict:
                           "permissions.") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"Config file {path} is not valid TOML ({exc}).") from None
+    keys = DATA_KEYS + COMMAND_KEYS[command]
     for key in data:
-        if key not in CONFIG_KEYS:
-            close = difflib.get_close_matches(key, CONFIG_KEYS, n=1)
+        if key not in keys:
+            close = difflib.get_close_matches(key, keys, n=1)
             hint = f" Did you mean '{close[0]}'?" if close else ""
             raise ConfigError(f"Config file {path} has an unknown key '{key}'.{hint} Valid "
-                              f"keys: {', '.join(CONFIG_KEYS)}.")
+                              f"keys for `usbench {command}`: {', '.join(keys)}.")
     if not isinstance(data.get("params", {}), dict):
         raise ConfigError(f"Config file {path}: 'params' must be a table ([params] with "
                           "name = value lines).")

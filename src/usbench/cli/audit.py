@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 
 from usbench.cli.common import (
+    add_config_arg,
     add_evaluation_args,
-    augmentation,
-    data_config,
+    evaluation_config,
     print_fold_plan,
-    set_pairs,
 )
 
 
@@ -17,7 +16,8 @@ def add(sub) -> None:
     """Register the subcommand(s) and their arguments."""
     au = sub.add_parser("audit", help="leakage audit: the fold protocol versus a random split")
     add_evaluation_args(au, "override a hyper-parameter (repeatable)")
-    au.add_argument("--seed", type=int, default=0)
+    add_config_arg(au)
+    au.add_argument("--seed", type=int, help="default: 0")
     au.set_defaults(func=cmd_audit)
 
 
@@ -25,11 +25,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from usbench.audit import audit
     from usbench.config import AuditConfig
 
-    overrides, augment = augmentation(args.augment, set_pairs(args.overrides))
-    out = audit(AuditConfig(data=data_config(args), model=args.model, features=args.features,
-                            overrides=tuple(sorted(overrides.items())), seed=args.seed,
-                            experiment=args.experiment, tracking_uri=args.tracking_uri,
-                            jobs=args.jobs, augment=augment))
+    out = audit(evaluation_config(AuditConfig, "audit", args))
     f, r = out.folds, out.random
     print()
     print(f"fold protocol (leave-one-fold-out): accuracy {f.accuracy:.3f} ± {f.accuracy_std:.3f}")

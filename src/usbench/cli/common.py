@@ -150,3 +150,28 @@ def print_fold_plan(plan, folder=None) -> None:
     if plan.generated:
         print("generated folds are not an official protocol: compare only with runs on the "
               "same folds")
+
+
+def add_config_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="FILE.toml",
+                   help="TOML file of this command's settings (keys as its flags, and a "
+                        "[params] table); flags override it")
+
+
+def evaluation_config(cls, command: str, args: argparse.Namespace, **fixed):
+    """The config of run, sweep or audit: `cls`'s defaults < the --config file < explicit
+    flags < --set (``usbench.config.layered``)."""
+    from usbench.config import layered, load_config_file
+
+    file = load_config_file(args.config, command) if args.config else {}
+    overrides = {**{k: str(v) for k, v in file.get("params", {}).items()},
+                 **set_pairs(args.overrides)}
+    overrides, augment = augmentation(args.augment or bool(file.get("augment", False)),
+                                      overrides)
+    settings = {k: v for k, v in file.items() if k not in ("params", "augment")}
+    for key, kind in (("folds", tuple), ("seed", int), ("save_model", bool)):
+        if key in settings:
+            settings[key] = kind(settings[key])
+    return layered(cls, settings, vars(args), data=data_config(args, file),
+                   overrides=tuple(sorted(overrides.items())), augment=augment, **fixed)
+

@@ -5,13 +5,12 @@ from __future__ import annotations
 import argparse
 
 from usbench.cli.common import (
+    add_config_arg,
     add_evaluation_args,
-    augmentation,
-    data_config,
+    evaluation_config,
     fold_list,
     positive_int,
     print_fold_plan,
-    set_pairs,
 )
 
 
@@ -22,8 +21,7 @@ def add(sub) -> None:
     run.add_argument("--folds", type=fold_list, metavar="1,2,10",
                      help="folds to test (default: all); each is predicted by a model "
                           "trained on every other present fold")
-    run.add_argument("--config", metavar="FILE.toml",
-                     help="TOML file with run settings; flags override it")
+    add_config_arg(run)
     run.add_argument("--seed", type=int)
     run.add_argument("--save-model", action="store_true",
                      help="also fit on all present folds and log it as the run's MLflow model "
@@ -42,32 +40,11 @@ def add(sub) -> None:
     run.set_defaults(func=cmd_run)
 
 
-def _run_config(args: argparse.Namespace):
-    """Defaults < --config file < explicit flags < --set."""
-    from usbench.config import RunConfig, load_config_file
-
-    file = load_config_file(args.config) if args.config else {}
-    data = data_config(args, file)
-    overrides = {**{k: str(v) for k, v in file.get("params", {}).items()},
-                 **set_pairs(args.overrides)}
-    overrides, augment = augmentation(args.augment or bool(file.get("augment", False)),
-                                       overrides)
-    folds = args.folds or (tuple(file["folds"]) if "folds" in file else None)
-    seed = args.seed if args.seed is not None else int(file.get("seed", 0))
-    return RunConfig(data=data, features=args.features, model=args.model,
-                     overrides=tuple(sorted(overrides.items())), folds=folds, seed=seed,
-                     experiment=args.experiment or file.get("experiment"),
-                     tracking_uri=args.tracking_uri or file.get("tracking_uri"),
-                     save_model=args.save_model or bool(file.get("save_model", False)),
-                     register=args.register,
-                     jobs=args.jobs, augment=augment, from_study=args.from_study,
-                     fold_jobs=args.fold_jobs)
-
-
 def cmd_run(args: argparse.Namespace) -> int:
+    from usbench.config import RunConfig
     from usbench.runner import run_experiment
 
-    cfg = _run_config(args)
+    cfg = evaluation_config(RunConfig, "run", args)
     if cfg.register and not cfg.save_model:
         from usbench.errors import ConfigError
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 
 from usbench.cli.common import (
+    add_config_arg,
     add_evaluation_args,
-    augmentation,
-    data_config,
+    evaluation_config,
     print_fold_plan,
-    set_pairs,
 )
 
 
@@ -17,35 +16,36 @@ def add(sub) -> None:
     """Register the subcommand(s) and their arguments."""
     sw = sub.add_parser("sweep", help="Optuna search of a model family under the fold protocol")
     add_evaluation_args(sw, "hold a hyper-parameter fixed in every trial")
-    sw.add_argument("--trials", required=True, type=int, metavar="N",
-                    help="finished trials the study should hold; a re-run adds the difference")
+    add_config_arg(sw)
+    sw.add_argument("--trials", type=int, metavar="N",
+                    help="finished trials the study should hold; a re-run adds the difference "
+                         "(required, here or in --config)")
     sw.add_argument("--timeout", type=float, metavar="S", help="stop starting trials after S s")
     sw.add_argument("--study", metavar="NAME",
                     help="study name (default: <dataset>-<model>-<features>)")
     sw.add_argument("--storage", metavar="URI",
                     help="Optuna storage (default: sqlite:///results/optuna.db; also "
                          "postgresql+psycopg2://... or journal:///file.log)")
-    sw.add_argument("--workers", type=int, default=1, metavar="N",
+    sw.add_argument("--workers", type=int, metavar="N",
                     help="processes on this machine sharing the study (default 1)")
     sw.add_argument("--nested", action="store_true",
                     help="select on inner folds for each outer test fold (unbiased estimate)")
-    sw.add_argument("--pruner", choices=["median", "none"], default="median")
-    sw.add_argument("--seed", type=int, default=0)
+    sw.add_argument("--pruner", choices=["median", "none"], help="default: median")
+    sw.add_argument("--seed", type=int, help="default: 0")
     sw.set_defaults(func=cmd_sweep)
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from usbench.config import SweepConfig
+    from usbench.config import SweepConfig, load_config_file
     from usbench.sweep import sweep
 
-    overrides, augment = augmentation(args.augment, set_pairs(args.overrides))
-    cfg = SweepConfig(data=data_config(args),
-                      model=args.model, features=args.features, trials=args.trials,
-                      timeout=args.timeout, study=args.study, storage=args.storage,
-                      workers=args.workers, nested=args.nested, pruner=args.pruner,
-                      seed=args.seed, experiment=args.experiment,
-                      tracking_uri=args.tracking_uri, jobs=args.jobs,
-                      overrides=tuple(sorted(overrides.items())), augment=augment)
+    cfg = evaluation_config(SweepConfig, "sweep", args)
+    if args.trials is None and not (args.config and "trials" in load_config_file(args.config,
+                                                                              "sweep")):
+        from usbench.errors import ConfigError
+
+        raise ConfigError("usbench sweep needs the number of trials: --trials N (or trials = N "
+                          "in the --config file).")
     out = sweep(cfg)
     print()
     folds = "  ".join(f"{f}:{a:.3f}" for f, a in sorted(out.fold_accuracy.items()))
