@@ -272,3 +272,30 @@ def record(*, model: str, features: str, params: dict, seed: int, inp: Inputs, r
     return RunOutcome(config_id=config_id, scores=scores, folds=results, folder=folder,
                       run_id=run_id, tracking_uri=uri, partial=inp.partial,
                       fold_plan=ds.fold_plan)
+
+
+def record_failure(*, name: str, model: str, features: str, params: dict, error: str,
+                   tags: dict, experiment: str, tracking_uri: str | None,
+                   parent_run_id: str | None = None) -> str | None:
+    """The record of an evaluation that failed before any fold (a sweep's trial): its error in
+    ``results/runs/<name>/error.txt``, logged to MLflow with its params and tags.
+
+    Returns:
+        The MLflow run id, or None when tracking failed (a warning says why).
+    """
+    from usbench import tracking
+    from usbench.paths import results_dir
+
+    results = results_dir()
+    folder = results / "runs" / name
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "error.txt").write_text(error + "\n")
+    return tracking.log_run(
+        tracking.tracking_uri(tracking_uri), results / "mlartifacts",
+        tracking.RunLog(experiment=experiment, run_name=name,
+                        params={"model": model, "features": features,
+                                **{f"model.params.{k}": v for k, v in params.items()}},
+                        metrics={}, step_metrics={},
+                        tags={k: str(v) for k, v in tags.items()},
+                        artifacts=folder, parent_run_id=parent_run_id))
+

@@ -103,24 +103,14 @@ class Objective:
 
     def _log_failure(self, trial, params: dict, tags: dict, error: str) -> None:
         """A trial that failed before any fold: its error, params and tags as an MLflow run."""
-        from usbench import tracking
-        from usbench.paths import results_dir
+        from usbench.record import record_failure
 
-        results = results_dir()
-        folder = results / "runs" / f"trial-{trial.number}-{trial.study.study_name}-failed"
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "error.txt").write_text(error + "\n")
-        tracking.log_run(
-            tracking.tracking_uri(self.cfg.tracking_uri),
-            results / "mlartifacts",
-            tracking.RunLog(experiment=self.cfg.experiment or self.inp.dataset.name,
-                            run_name=folder.name,
-                            params={"model": self.cfg.model, "features": self.cfg.features,
-                                    **{f"model.params.{k}": v for k, v in params.items()}},
-                            metrics={}, step_metrics={},
-                            tags={Tag.KIND: self.kind, Tag.SELECTION: self.selection,
-                                  **{k: str(v) for k, v in tags.items()}},
-                            artifacts=folder, parent_run_id=self.parent_run_id))
+        record_failure(name=f"trial-{trial.number}-{trial.study.study_name}-failed",
+                       model=self.cfg.model, features=self.cfg.features, params=params,
+                       error=error, tags={Tag.KIND: self.kind, Tag.SELECTION: self.selection,
+                                          **tags},
+                       experiment=self.cfg.experiment or self.inp.dataset.name,
+                       tracking_uri=self.cfg.tracking_uri, parent_run_id=self.parent_run_id)
 
     def __call__(self, trial) -> float:
         import optuna
