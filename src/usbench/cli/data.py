@@ -14,8 +14,8 @@ def add(sub) -> None:
     synth = data_sub.add_parser("synth", help="write an UrbanSound8K-shaped synthetic dataset")
     synth.add_argument("--out", default="synthetic-us8k", metavar="DIR",
                        help="output root (default: ./synthetic-us8k)")
-    synth.add_argument("--seed", type=int, default=0)
-    synth.add_argument("--clips-per-class-per-fold", type=positive_int, default=10,
+    synth.add_argument("--seed", type=int, help="default: 0")
+    synth.add_argument("--clips-per-class-per-fold", type=positive_int,
                        metavar="K", help="slices per class per fold (default 10: 1,000 clips)")
     synth.add_argument("--uniform-format", action="store_true",
                        help="write 22,050 Hz mono 16-bit only (default: mixed formats)")
@@ -28,8 +28,9 @@ def add(sub) -> None:
 def cmd_data_synth(args: argparse.Namespace) -> int:
     from usbench.datasets.synthetic import SynthConfig, generate
 
-    cfg = SynthConfig(seed=args.seed, clips_per_class_per_fold=args.clips_per_class_per_fold,
-                      mixed_formats=not args.uniform_format)
+    given = {"seed": args.seed, "clips_per_class_per_fold": args.clips_per_class_per_fold,
+             "mixed_formats": False if args.uniform_format else None}
+    cfg = SynthConfig(**{k: v for k, v in given.items() if v is not None})  # its defaults
     root = generate(args.out, cfg)
     n = 100 * cfg.clips_per_class_per_fold
     print(f"Wrote {n:,} clips (10 classes x 10 folds, seed {cfg.seed}) to {root}")

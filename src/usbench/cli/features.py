@@ -27,7 +27,7 @@ def add(sub) -> None:
                             "processes with --augment)")
     build.add_argument("--skip-bad", action="store_true",
                        help="leave out clips that fail to decode (listed in the manifest)")
-    build.add_argument("--chunk-size", type=positive_int, default=64, metavar="N",
+    build.add_argument("--chunk-size", type=positive_int, metavar="N",
                        help="clips per cache shard, the unit of resumption (default 64)")
     build.set_defaults(func=cmd_features_build)
 
@@ -68,7 +68,8 @@ def cmd_features_build(args: argparse.Namespace) -> int:
     check_name(args.features)
     get_feature_set(args.features)  # an encoder's card and model are checked before any clip
     cfg = BuildConfig(data=data_config(args), features=args.features, jobs=args.jobs,
-                      skip_bad=args.skip_bad, chunk_size=args.chunk_size)
+                      skip_bad=args.skip_bad,
+                      **({} if args.chunk_size is None else {"chunk_size": args.chunk_size}))
     built = build_features(cfg)
     m, ds = built.matrix, built.dataset
     source = "loaded from cache" if m.computed == 0 else f"extracted {m.computed:,} clips"

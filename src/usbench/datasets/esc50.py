@@ -20,12 +20,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from usbench.datasets.base import (
-    Dataset,
-    assemble,
+from usbench.datasets.base import Dataset, assemble, check_root
+from usbench.datasets.cells import (
     check_class_ids,
     check_fold_range,
-    check_root,
     check_unique,
     classes_by_id,
     integer_columns,

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from usbench.datasets.base import FoldPlan, integer_columns, read_table
+from usbench.datasets.base import FoldPlan
+from usbench.datasets.cells import integer_columns, read_table
 from usbench.datasets.sidefile import TableOptions, recording_ids
 from usbench.errors import DatasetError
 
