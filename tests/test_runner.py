@@ -288,6 +288,35 @@ def test_sweep_and_audit_take_a_config_file_too(tiny_root_ro, tmp_path, capsys):
         capsys, "sweep", "--model", "logreg", "--features", "mfcc-mean")
 
 
+@pytest.mark.parametrize("line, message", [
+    ('seed = "abc"', "'seed' must be an integer from 0 to 4,294,967,295, got 'abc'"),
+    ("seed = -1", "'seed' must be an integer from 0 to 4,294,967,295, got -1"),
+    ('folds = "12"', "'folds' must be a list of positive fold numbers"),
+    ("folds = [1.5, 2]", "'folds' must be a list of positive fold numbers"),
+    ('save_model = "false"', "'save_model' must be true or false, got 'false'"),
+    ("trials = 0", "'trials' must be a positive integer, got 0"),
+])
+def test_config_values_are_checked_as_the_flags_are(tmp_path, capsys, line, message):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text(line + "\n")
+    command = "sweep" if line.startswith("trials") else "run"
+    err = cli_error(capsys, command, "--model", "logreg", "--features", "mfcc-mean", "--config",
+                    str(cfg))
+    assert err == f"Config file {cfg}: {message}" + err.split(message)[1]
+    assert err.endswith("Fix it in the file.")
+
+
+@pytest.mark.parametrize("command", ["run", "sweep", "audit"])
+@pytest.mark.parametrize("value", ["-5", "abc", str(2**32)])
+def test_a_seed_numpy_refuses_is_a_one_line_error(capsys, command, value):
+    extra = ["--trials", "1"] if command == "sweep" else []
+    with pytest.raises(SystemExit) as exit_:
+        run_cli(command, "--model", "logreg", "--features", "mfcc-mean", "--seed", value, *extra)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and len(err) == 1
+    assert "argument --seed: expected" in err[0] and value.lstrip("-") in err[0]
+
+
 def test_bad_config_file():
     from usbench.config import load_config_file
 

@@ -37,6 +37,30 @@ COMMAND_KEYS = {
     "audit": ("seed", "experiment", "tracking_uri", "augment", "params"),
 }
 CONFIG_KEYS = DATA_KEYS + COMMAND_KEYS["run"]
+# numpy's seeds: integers from 0 to 2**32 - 1 (its legacy generator's range, the narrower).
+SEED_MAX = 2**32 - 1
+# What each key of a --config file must hold, as the flags check it: (test, what it must be).
+_KINDS = {
+    "text": (lambda v: isinstance(v, str) and v != "", "a non-empty string"),
+    "switch": (lambda v: isinstance(v, bool), "true or false"),
+    "count": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
+              "a positive integer"),
+    "seed": (lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= SEED_MAX,
+             f"an integer from 0 to {SEED_MAX:,}"),
+    "seconds": (lambda v: isinstance(v, int | float) and not isinstance(v, bool) and v > 0,
+                "a positive number of seconds"),
+    "folds": (lambda v: isinstance(v, list) and bool(v) and all(
+        isinstance(f, int) and not isinstance(f, bool) and f >= 1 for f in v),
+        "a list of positive fold numbers, e.g. [1, 2, 10]"),
+    "pruner": (lambda v: v in ("median", "none"), '"median" or "none"'),
+}
+KEY_KINDS = {**dict.fromkeys(("dataset", "data", "table", "file_column", "label_column",
+                              "fold_column", "group_column", "group_pattern", "experiment",
+                              "tracking_uri", "study", "storage"), "text"),
+             **dict.fromkeys(("allow_missing", "skip_bad", "save_model", "augment", "nested"),
+                             "switch"),
+             "n_folds": "count", "trials": "count", "workers": "count", "fold_seed": "seed",
+             "seed": "seed", "timeout": "seconds", "folds": "folds", "pruner": "pruner"}
 
 
 def layered(cls, file: dict, flags: dict, **given):
@@ -91,6 +115,12 @@ def load_config_file(path: str, command: str = "run") -> dict:
     if not isinstance(data.get("params", {}), dict):
         raise ConfigError(f"Config file {path}: 'params' must be a table ([params] with "
                           "name = value lines).")
+    for key, value in data.items():
+        if key in KEY_KINDS:
+            ok, what = _KINDS[KEY_KINDS[key]]
+            if not ok(value):
+                raise ConfigError(f"Config file {path}: '{key}' must be {what}, got "
+                                  f"{value!r}. Fix it in the file.")
     return data
 
 

@@ -9,6 +9,7 @@ from usbench.cli.common import (
     add_evaluation_args,
     evaluation_config,
     print_fold_plan,
+    seed,
 )
 
 
@@ -17,7 +18,7 @@ def add(sub) -> None:
     au = sub.add_parser("audit", help="leakage audit: the fold protocol versus a random split")
     add_evaluation_args(au, "override a hyper-parameter (repeatable)")
     add_config_arg(au)
-    au.add_argument("--seed", type=int, help="default: 0")
+    au.add_argument("--seed", type=seed, help="default: 0")
     au.set_defaults(func=cmd_audit)
 
 

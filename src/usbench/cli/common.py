@@ -49,6 +49,19 @@ def data_config(args: argparse.Namespace, file: dict | None = None, **extra):
     return DataConfig(root=args.data or file.get("data"), **values, **{**flags, **extra})
 
 
+def seed(text: str) -> int:
+    """A random seed as numpy takes it: an integer from 0 to 2**32 - 1."""
+    from usbench.config import SEED_MAX
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer seed, got {text!r}") from None
+    if not 0 <= value <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"expected a seed from 0 to {SEED_MAX:,}, got {value}")
+    return value
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -169,9 +182,8 @@ def evaluation_config(cls, command: str, args: argparse.Namespace, **fixed):
     overrides, augment = augmentation(args.augment or bool(file.get("augment", False)),
                                       overrides)
     settings = {k: v for k, v in file.items() if k not in ("params", "augment")}
-    for key, kind in (("folds", tuple), ("seed", int), ("save_model", bool)):
-        if key in settings:
-            settings[key] = kind(settings[key])
+    if "folds" in settings:
+        settings["folds"] = tuple(settings["folds"])
     return layered(cls, settings, vars(args), data=data_config(args, file),
                    overrides=tuple(sorted(overrides.items())), augment=augment, **fixed)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from usbench.cli.common import add_data_args, data_config, positive_int
+from usbench.cli.common import add_data_args, data_config, positive_int, seed
 
 
 def add(sub) -> None:
@@ -14,7 +14,7 @@ def add(sub) -> None:
     synth = data_sub.add_parser("synth", help="write an UrbanSound8K-shaped synthetic dataset")
     synth.add_argument("--out", default="synthetic-us8k", metavar="DIR",
                        help="output root (default: ./synthetic-us8k)")
-    synth.add_argument("--seed", type=int, help="default: 0")
+    synth.add_argument("--seed", type=seed, help="default: 0")
     synth.add_argument("--clips-per-class-per-fold", type=positive_int,
                        metavar="K", help="slices per class per fold (default 10: 1,000 clips)")
     synth.add_argument("--uniform-format", action="store_true",

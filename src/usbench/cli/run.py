@@ -11,6 +11,7 @@ from usbench.cli.common import (
     fold_list,
     positive_int,
     print_fold_plan,
+    seed,
 )
 
 
@@ -22,7 +23,7 @@ def add(sub) -> None:
                      help="folds to test (default: all); each is predicted by a model "
                           "trained on every other present fold")
     add_config_arg(run)
-    run.add_argument("--seed", type=int)
+    run.add_argument("--seed", type=seed)
     run.add_argument("--save-model", action="store_true",
                      help="also fit on all present folds and log it as the run's MLflow model "
                           "(for `usbench predict` and `mlflow models serve`)")

@@ -9,6 +9,7 @@ from usbench.cli.common import (
     add_evaluation_args,
     evaluation_config,
     print_fold_plan,
+    seed,
 )
 
 
@@ -31,7 +32,7 @@ def add(sub) -> None:
     sw.add_argument("--nested", action="store_true",
                     help="select on inner folds for each outer test fold (unbiased estimate)")
     sw.add_argument("--pruner", choices=["median", "none"], help="default: median")
-    sw.add_argument("--seed", type=int, help="default: 0")
+    sw.add_argument("--seed", type=seed, help="default: 0")
     sw.set_defaults(func=cmd_sweep)
 
 
