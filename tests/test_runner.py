@@ -127,6 +127,21 @@ def test_only_the_mlp_trains_folds_side_by_side_by_default(monkeypatch):
     assert get_model("rf").fold_jobs(16, 3) == 3  # what is recorded is what runs
 
 
+def test_fold_jobs_above_the_cores_are_capped_with_a_notice(monkeypatch, caplog):
+    import joblib
+
+    from usbench.models import get_model
+
+    monkeypatch.setattr(joblib, "cpu_count", lambda: 2)
+    caplog.set_level("INFO", logger="usbench")
+    assert get_model("mlp").fold_jobs(100, 10) == 2
+    assert [r.getMessage() for r in caplog.records] == [
+        "--fold-jobs 100: capped at this machine's 2 core(s) (more workers than cores only "
+        "share them, and slow every fold)"]
+    caplog.clear()
+    assert get_model("mlp").fold_jobs(2, 10) == 2 and not caplog.records
+
+
 @pytest.mark.slow
 def test_cnn_runs_on_logmel(tiny_root_ro):
     out = run_experiment(_cfg(tiny_root_ro, model="cnn", features="logmel", folds=(1,),

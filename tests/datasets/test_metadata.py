@@ -35,6 +35,12 @@ def test_missing_root(tmp_path):
     )
 
 
+def test_a_root_that_is_a_file_is_named_as_one(tmp_path):
+    (tmp_path / "clip.wav").write_bytes(b"RIFF")
+    with pytest.raises(DatasetError, match=r"clip.wav is a file, not a folder\. Pass --data"):
+        _open(tmp_path / "clip.wav")
+
+
 def test_missing_metadata(tiny_root):
     _csv(tiny_root).unlink()
     with pytest.raises(DatasetError) as err:

@@ -216,6 +216,10 @@ def read_metadata(root: Path) -> Table:
 
 
 def check_root(root: Path) -> None:
+    if root.exists() and not root.is_dir():
+        raise DatasetError(
+            f"Dataset root {root} is a file, not a folder. Pass --data the folder that holds "
+            "the dataset (for UrbanSound8K, the one with metadata/ and audio/).")
     if not root.is_dir():
         raise DatasetError(
             f"Dataset root {root} does not exist. Pass --data with a dataset root (`usbench "

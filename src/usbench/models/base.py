@@ -174,14 +174,21 @@ class ModelSpec:
     parallel_folds: bool = False
 
     def fold_jobs(self, requested: int | None, n_folds: int) -> int:
-        """Worker processes for `n_folds` test folds, at most one per fold: `requested`, else
-        the family's default (one per core for ``parallel_folds``, else 1)."""
-        if requested is None:
-            if not self.parallel_folds:
-                return 1
-            from joblib import cpu_count  # affinity and container CPU quotas
+        """Worker processes for `n_folds` test folds, at most one per fold and one per core:
+        `requested` (more than the cores is capped, with a one-line notice), else the
+        family's default (one per core for ``parallel_folds``, else 1)."""
+        from joblib import cpu_count  # affinity and container CPU quotas
 
-            requested = cpu_count()
+        cores = cpu_count()
+        if requested is None:
+            requested = cores if self.parallel_folds else 1
+        elif requested > cores:
+            import logging
+
+            logging.getLogger("usbench").info(
+                f"--fold-jobs {requested}: capped at this machine's {cores} core(s) (more "
+                "workers than cores only share them, and slow every fold)")
+            requested = cores
         return max(1, min(requested, n_folds))
 
     def __post_init__(self) -> None:
