@@ -332,6 +332,13 @@ def test_a_seed_numpy_refuses_is_a_one_line_error(capsys, command, value):
     assert "argument --seed: expected" in err[0] and value.lstrip("-") in err[0]
 
 
+@pytest.mark.parametrize("name", ["../../x", "a/b", "..", ".hidden", ""])
+def test_an_experiment_is_a_name_not_a_path(capsys, name):
+    err = cli_error(capsys, "run", "--model", "logreg", "--features", "mfcc-mean",
+                    "--experiment", name)
+    assert err.startswith(f"--experiment {name!r} is not an experiment name.")
+
+
 def test_bad_config_file():
     from usbench.config import load_config_file
 

@@ -184,6 +184,21 @@ def evaluation_config(cls, command: str, args: argparse.Namespace, **fixed):
     settings = {k: v for k, v in file.items() if k not in ("params", "augment")}
     if "folds" in settings:
         settings["folds"] = tuple(settings["folds"])
-    return layered(cls, settings, vars(args), data=data_config(args, file),
-                   overrides=tuple(sorted(overrides.items())), augment=augment, **fixed)
+    cfg = layered(cls, settings, vars(args), data=data_config(args, file),
+                  overrides=tuple(sorted(overrides.items())), augment=augment, **fixed)
+    check_experiment(cfg.experiment)
+    return cfg
+
+
+def check_experiment(name: str | None) -> None:
+    """An MLflow experiment name is a name: its artifacts go to ``results/mlartifacts/<name>``,
+    so a path (``../x``, ``a/b``) is refused in one line."""
+    import re
+
+    from usbench.errors import ConfigError
+
+    if name is not None and not re.fullmatch(r"[A-Za-z0-9_+-][A-Za-z0-9 ._+-]{0,99}", name):
+        raise ConfigError(f"--experiment {name!r} is not an experiment name. Use letters, "
+                          "digits, spaces and ._+- (at most 100, not starting with a dot), "
+                          "e.g. us8k-probes.")
 
