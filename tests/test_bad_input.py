@@ -135,6 +135,16 @@ CASES = {
                                     "http://127.0.0.1:9"),
     "predict non-audio": (lambda r, t, e: ((t / "a.wav").write_text("x"), [
         "predict", str(t / "a.wav"), "--run", "0123456789abcdef"])[1], "0123456789abcdef"),
+    # serving
+    "serve --allow-dir a file": (lambda r, t, e: ((t / "a.txt").write_text("x"), [
+        "serve", "--run", "0123456789abcdef", "--allow-dir", str(t / "a.txt")])[1],
+                                 "--allow-dir {tmp}/a.txt is not a folder"),
+    "serve --allow-dir missing": (lambda r, t, e: [
+        "serve", "--run", "0123456789abcdef", "--allow-dir", str(t / "nowhere")],
+                                  "--allow-dir {tmp}/nowhere does not exist"),
+    "serve --max-seconds 0": (lambda r, t, e: [
+        "serve", "--run", "0123456789abcdef", "--max-seconds", "0"],
+                              "--max-seconds: expected a positive number, got 0"),
 }
 
 

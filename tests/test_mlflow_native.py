@@ -4,6 +4,7 @@ and the runs page looked at in a real browser."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -11,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -109,7 +111,9 @@ def test_saved_model_is_an_mlflow_model(saved, esc_ro, in_tmp, capsys):
     code = (
         "import mlflow, pandas as pd, sys\n"
         f"mlflow.set_tracking_uri({_client(in_tmp).tracking_uri!r})\n"
-        f"m = mlflow.pyfunc.load_model('runs:/{saved}/model')\n"
+        # The owner allows the folder its paths are in (a model reads none by default).
+        f"m = mlflow.pyfunc.load_model('runs:/{saved}/model', "
+        f"model_config={{'allow_dirs': [{str(clip.parent)!r}]}})\n"
         f"out = m.predict(pd.DataFrame({{'path': [{str(clip)!r}]}}))\n"
         "print(out.to_json(orient='records'))\n"
         "print(type(m.unwrap_python_model().bundle.estimator).__name__)\n")
@@ -132,21 +136,41 @@ def test_saved_model_is_an_mlflow_model(saved, esc_ro, in_tmp, capsys):
     assert client.get_model_version("pets", "1").run_id == saved
 
 
+def _post(port: int, records: list[dict]) -> list[dict]:
+    body = json.dumps({"dataframe_records": records}).encode()
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body,
+                                 headers={"Content-Type": "application/json"})
+    return json.loads(urllib.request.urlopen(req, timeout=60).read())["predictions"]
+
+
 @pytest.mark.slow
 def test_serving_answers_rest_requests(saved, esc_ro, in_tmp, capsys):
+    from usbench.saved_model.inputs import REFUSED
+
     port = _free_port()
-    clip = sorted((esc_ro / "audio").iterdir())[0]
+    clips = sorted((esc_ro / "audio").iterdir())
+    allowed = in_tmp / "allowed"
+    allowed.mkdir()
+    shutil.copy(clips[0], allowed / "clip.wav")
     proc = subprocess.Popen([sys.executable, "-m", "usbench", "serve", "--run", saved,
-                             "--port", str(port)], cwd=in_tmp, stdout=subprocess.PIPE,
+                             "--port", str(port), "--allow-dir", str(allowed),
+                             "--max-rows", "3"], cwd=in_tmp, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         _wait_http(f"http://127.0.0.1:{port}/ping", proc, within=120)
-        body = json.dumps({"dataframe_records": [{"path": str(clip)}]}).encode()
-        req = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body,
-                                     headers={"Content-Type": "application/json"})
-        answer = json.loads(urllib.request.urlopen(req, timeout=60).read())
-        row = answer["predictions"][0]
-        assert row["path"] == str(clip) and row["class"] and row["error"] == ""
+        content = base64.b64encode(clips[0].read_bytes()).decode()
+        [by_content] = _post(port, [{"audio": content}])
+        by_path, outside = _post(port, [{"path": str(allowed / "clip.wav")},
+                                        {"path": str(clips[0])}])
+        assert by_content["class"] and by_content["error"] == ""
+        assert by_path["class"] == by_content["class"] and by_path["error"] == ""
+        assert outside == {**outside, "class": "", "error": REFUSED}
+        # Too many rows: the whole request is refused.
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            _post(port, [{"audio": content}] * 4)
+        assert refused.value.code == 400
+        assert "4 rows in one request, above this model's limit of 3" in json.loads(
+            refused.value.read())["message"]
         # The port is taken now: a second server is refused in one line.
         assert cli_error(capsys, "serve", "--run", saved, "--port", str(port)) == (
             f"Cannot serve on 127.0.0.1:{port} (Address already in use): the port is taken, "

@@ -1,14 +1,19 @@
 """Audio decoding: any libsndfile format -> float32 mono at an explicit sample rate.
 
 Decoding errors become ``AudioError`` naming the file. WAV files whose header promises more
-audio than the file holds are refused (libsndfile would silently read the shorter part).
+audio than the file holds are refused (libsndfile would silently read the shorter part). A file
+or the bytes of one (audio content sent to a server) can be held to a length: its header is
+read first, and a clip that says it is longer is refused before anything is decoded.
 """
 
 from __future__ import annotations
 
+import io
 import os
+import re
 import stat
 import struct
+from collections.abc import Callable
 
 import numpy as np
 
@@ -26,21 +31,31 @@ HEADERLESS = ("headerless audio: the file does not say its sample rate and chann
 HEAD_BYTES = 4096
 
 
+# The most samples (frames x channels) a clip of `max_seconds` may decode to, per second: a
+# 192 kHz stereo recording. A compressed header may promise many channels at a high rate.
+MAX_SAMPLES_PER_SECOND = 192_000 * 2
+
+
 def _read_at(fd: int, n: int, offset: int) -> bytes:
     """Up to `n` bytes of the open descriptor `fd` from byte `offset`."""
     os.lseek(fd, offset, os.SEEK_SET)
     return os.read(fd, n)
 
 
-def _wav_truncation(fd: int, size: int) -> str | None:
-    """Return a reason if a RIFF/WAVE file's data chunk is shorter than its header says."""
-    head = _read_at(fd, HEAD_BYTES, 0)
+def _wav_truncation(read_at: Callable[[int, int], bytes], size: int) -> str | None:
+    """Return a reason if a RIFF/WAVE file's data chunk is shorter than its header says.
+
+    Args:
+        read_at: ``read_at(n, offset)`` gives up to `n` bytes of the file from byte `offset`.
+        size: the file's size in bytes.
+    """
+    head = read_at(HEAD_BYTES, 0)
     if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
         return None
     pos = 12
     while pos + 8 <= size:
         # Chunk headers past the first bytes read (after a large chunk) are read one by one.
-        chunk = head[pos:pos + 8] if pos + 8 <= len(head) else _read_at(fd, 8, pos)
+        chunk = head[pos:pos + 8] if pos + 8 <= len(head) else read_at(8, pos)
         if len(chunk) < 8:
             return None
         chunk_id, chunk_size = struct.unpack("<4sI", chunk)
@@ -75,7 +90,7 @@ def _check_file(path: str | os.PathLike) -> None:
             raise AudioError(path, "not a regular file")
         if info.st_size == 0:
             raise AudioError(path, "empty file (0 bytes)")
-        truncated = _wav_truncation(fd, info.st_size)
+        truncated = _wav_truncation(lambda n, offset: _read_at(fd, n, offset), info.st_size)
     except OSError as exc:
         raise AudioError(path, exc.strerror or "cannot be read") from None
     finally:
@@ -84,8 +99,39 @@ def _check_file(path: str | os.PathLike) -> None:
         raise AudioError(path, truncated)
 
 
-def read(path: str | os.PathLike) -> tuple[np.ndarray, int]:
-    """Decode a file without resampling.
+CONTENT = "the audio content"
+
+
+def _check_bytes(data: bytes) -> None:
+    """Refuse empty or truncated audio content (the file checks, on bytes)."""
+    if not data:
+        raise AudioError(CONTENT, "empty file (0 bytes)")
+    truncated = _wav_truncation(lambda n, offset: data[offset:offset + n], len(data))
+    if truncated:
+        raise AudioError(CONTENT, truncated)
+
+
+def _length_refusal(fh, max_seconds: float) -> str | None:
+    """A reason to refuse the clip open in `fh` (only its header read), or None."""
+    seconds = fh.frames / fh.samplerate
+    if seconds > max_seconds:
+        return (f"{seconds:,.1f} s of audio, above the limit of {max_seconds:g} s per clip; "
+                "send a shorter clip")
+    if fh.frames * fh.channels > max_seconds * MAX_SAMPLES_PER_SECOND:
+        return (f"{fh.channels} channels at {fh.samplerate:,} Hz decode to more samples than "
+                f"{max_seconds:g} s of 192 kHz stereo, the limit per clip; send a mono or "
+                "stereo clip")
+    return None
+
+
+def read(path: str | os.PathLike | bytes, *,
+         max_seconds: float | None = None) -> tuple[np.ndarray, int]:
+    """Decode a file, or the bytes of one, without resampling.
+
+    Args:
+        path: an audio file, or its bytes (named "the audio content" in errors).
+        max_seconds: refuse a clip whose header says it is longer (or that holds more samples
+            than this many seconds of 192 kHz stereo), before decoding it; None: no limit.
 
     Returns:
         (samples, sr): float32 array of shape (n_frames, n_channels) in [-1, 1], and the
@@ -93,19 +139,28 @@ def read(path: str | os.PathLike) -> tuple[np.ndarray, int]:
 
     Raises:
         AudioError: missing, empty, unrecognised, headerless, truncated or sample-less file,
-            not a regular file, or one with NaN or infinite samples.
+            not a regular file, one with NaN or infinite samples, or one above `max_seconds`.
     """
     import soundfile as sf
 
-    _check_file(path)
+    content = isinstance(path, bytes | bytearray)
+    if content:
+        _check_bytes(path)
+        name, source = CONTENT, io.BytesIO(path)
+    else:
+        _check_file(path)
+        name, source = path, path
     try:
         try:
-            fh = sf.SoundFile(path)
+            fh = sf.SoundFile(source)
         except TypeError:  # a .raw file: soundfile asks for its rate and channels
-            raise AudioError(path, HEADERLESS) from None
+            raise AudioError(name, HEADERLESS) from None
         with fh:
             if fh.format == "RAW":  # .vox, .gsm: libsndfile assumes 8 kHz mono from the name
-                raise AudioError(path, HEADERLESS)
+                raise AudioError(name, HEADERLESS)
+            refusal = max_seconds is not None and _length_refusal(fh, max_seconds)
+            if refusal:
+                raise AudioError(name, refusal)
             sr = fh.samplerate
             integer = fh.subtype == "PCM_16"
             if integer:
@@ -116,29 +171,33 @@ def read(path: str | os.PathLike) -> tuple[np.ndarray, int]:
             else:
                 data = fh.read(dtype="float32", always_2d=True)
     except (sf.SoundFileError, RuntimeError) as exc:
-        reason = str(exc).replace(f"Error opening {str(path)!r}: ", "").strip()
-        raise AudioError(path, reason or "unrecognised format") from None
+        # libsndfile names the file, or the BytesIO object of content: the reason is enough.
+        reason = re.sub(r"^Error opening .*?: ", "", str(exc)) if content else (
+            str(exc).replace(f"Error opening {str(path)!r}: ", ""))
+        raise AudioError(name, reason.strip() or "unrecognised format") from None
     if data.shape[0] == 0:
-        raise AudioError(path, "no audio samples")
+        raise AudioError(name, "no audio samples")
     # Float files can hold NaN or inf (no feature survives them); 16-bit integers cannot.
     if not integer and not np.isfinite(data).all():
         bad = int(np.count_nonzero(~np.isfinite(data).all(axis=1)))
-        raise AudioError(path, f"{bad:,} of {data.shape[0]:,} frames hold NaN or infinite "
+        raise AudioError(name, f"{bad:,} of {data.shape[0]:,} frames hold NaN or infinite "
                                "samples")
     return data, int(sr)
 
 
-def load(path: str | os.PathLike, sr: int) -> np.ndarray:
+def load(path: str | os.PathLike | bytes, sr: int, *,
+         max_seconds: float | None = None) -> np.ndarray:
     """Decode, mix down to mono and resample to `sr`.
 
     Args:
-        path: an audio file in any format libsndfile reads.
+        path: an audio file in any format libsndfile reads, or its bytes.
         sr: target sample rate in Hz (explicit: nothing is chosen silently).
+        max_seconds: the longest clip decoded (see ``read``); None: no limit.
 
     Returns:
         float32 waveform, shape (n_samples,), at `sr` Hz.
     """
-    data, file_sr = read(path)
+    data, file_sr = read(path, max_seconds=max_seconds)
     if data.shape[1] > 1:
         # Averaging along contiguous rows: a strided mean over axis 1 costs more than decoding.
         y = np.ascontiguousarray(data.T).mean(axis=0, dtype=np.float32)

@@ -8,8 +8,10 @@ the same answers.
 from __future__ import annotations
 
 
-def load_model(tracking_uri: str, *, run_id: str | None = None, model_uri: str | None = None):
-    """The pyfunc model of run `run_id`, or at `model_uri`.
+def load_model(tracking_uri: str, *, run_id: str | None = None, model_uri: str | None = None,
+               model_config: dict | None = None):
+    """The pyfunc model of run `run_id`, or at `model_uri`, loaded with `model_config` (the
+    folders it reads files from and its limits: ``saved_model.inputs.InputPolicy``).
 
     Raises:
         ConfigError: unknown run, run without a saved model (or saved by an older usbench),
@@ -19,7 +21,8 @@ def load_model(tracking_uri: str, *, run_id: str | None = None, model_uri: str |
     """
     from usbench.saved_model import store
 
-    return store.load_model(tracking_uri, run_id=run_id, model_uri=model_uri)
+    return store.load_model(tracking_uri, run_id=run_id, model_uri=model_uri,
+                            model_config=model_config)
 
 
 def top_classes(row: dict, k: int = 3) -> list[tuple[str, float]]:

@@ -72,6 +72,16 @@ def positive_int(text: str) -> int:
     return value
 
 
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
 def fold_list(text: str) -> tuple[int, ...]:
     """``1,2,10`` (spaces around the commas allowed) as (1, 2, 10); no empty or repeated item."""
     items = [f.strip() for f in text.split(",")]

@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from usbench.cli.common import positive_int
+from usbench.cli.common import positive_float, positive_int
 
 
 def add(sub) -> None:
@@ -31,6 +31,13 @@ def add(sub) -> None:
     srv.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     srv.add_argument("--port", type=positive_int, default=5001, metavar="N",
                      help="port to listen on (default 5001)")
+    srv.add_argument("--allow-dir", action="append", metavar="DIR", default=[],
+                     help="a folder whose audio files requests may name by path "
+                          "(repeatable; default: none, requests send the audio itself)")
+    srv.add_argument("--max-seconds", type=positive_float, metavar="S",
+                     help="the longest clip decoded, read from its header first (default 60)")
+    srv.add_argument("--max-rows", type=positive_int, metavar="N",
+                     help="the most clips in one request (default 100)")
     srv.add_argument("--tracking-uri", metavar="URI",
                      help="MLflow tracking URI (default: sqlite:///results/mlflow.db)")
     srv.set_defaults(func=cmd_serve)
@@ -38,10 +45,13 @@ def add(sub) -> None:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from usbench.predict import load_model, top_classes
+    from usbench.saved_model.inputs import owner_policy
     from usbench.tracking import tracking_uri
 
     uri = tracking_uri(args.tracking_uri)
-    model = load_model(uri, run_id=args.run, model_uri=args.model)
+    # The user's own files, as given: the serving limits are not theirs.
+    model = load_model(uri, run_id=args.run, model_uri=args.model,
+                       model_config=owner_policy(args.clips).to_model_config())
     import pandas as pd
 
     table = model.predict(pd.DataFrame({"path": args.clips}))
@@ -58,16 +68,31 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 2 if failed else 0
 
 
+def serve_policy(args: argparse.Namespace):
+    """The InputPolicy of the serve flags (flags not given: the policy's defaults)."""
+    from usbench.saved_model.inputs import InputPolicy, allowed_dir
+
+    given = {"max_seconds": args.max_seconds, "max_rows": args.max_rows}
+    return InputPolicy(allow_dirs=tuple(dict.fromkeys(allowed_dir(d) for d in args.allow_dir)),
+                       **{k: v for k, v in given.items() if v is not None})
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Check the model and the port, then hand over to ``mlflow models serve``."""
+    """Check the model, the folders and the port, then hand over to ``mlflow models serve``,
+    which gives the model its policy (``SERVING_MODEL_CONFIG``)."""
+    import json
     import socket
+
+    from mlflow.pyfunc.scoring_server import SERVING_MODEL_CONFIG
 
     from usbench.errors import ConfigError
     from usbench.predict import load_model
     from usbench.tracking import tracking_uri
 
+    config = serve_policy(args).to_model_config()
     uri = tracking_uri(args.tracking_uri)
-    load_model(uri, run_id=args.run, model_uri=args.model)  # refuse a bad model before serving
+    # Refuses a bad model, or one that would not take this policy, before serving.
+    load_model(uri, run_id=args.run, model_uri=args.model, model_config=config)
     with socket.socket() as probe:
         try:
             probe.bind((args.host, args.port))
@@ -77,13 +102,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 "taken, probably by another server. Pass --port N with a free port, or stop "
                 "the other server.") from None
     model_uri = args.model or f"runs:/{args.run}/model"
+    paths = (f"paths under {', '.join(config['allow_dirs'])}" if config["allow_dirs"]
+             else "no paths")
     print(f"serving {model_uri} at http://{args.host}:{args.port}/invocations (POST "
-          '{"dataframe_records": [{"path": "clip.wav"}]}); Ctrl-C stops it', flush=True)
+          '{"dataframe_records": [{"audio": "<base64 of clip.wav>"}]}); reads '
+          f"{paths}; clips up to {config['max_seconds']:g} s, {config['max_rows']} per "
+          "request; Ctrl-C stops it", flush=True)
     # mlflow runs `uvicorn` from PATH: the one installed beside this Python.
     os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable),
                                           os.environ.get("PATH", "")])
     os.environ["MLFLOW_TRACKING_URI"] = uri
     os.environ["MLFLOW_REGISTRY_URI"] = uri
+    # MLflow's scoring server loads the model with this model_config.
+    os.environ[SERVING_MODEL_CONFIG] = json.dumps(config)
     argv = [sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri,
             "--env-manager", "local", "--host", args.host, "--port", str(args.port)]
     os.execv(sys.executable, argv)

@@ -41,8 +41,10 @@ def log_model(uri: str, run_id: str, model: ModelLog) -> None:
         log.info(f"registered the model as '{model.register}' in the MLflow model registry")
 
 
-def load_model(uri: str, *, run_id: str | None = None, model_uri: str | None = None):
-    """A usbench pyfunc model by run id or model URI (``usbench predict``, ``usbench serve``)."""
+def load_model(uri: str, *, run_id: str | None = None, model_uri: str | None = None,
+               model_config: dict | None = None):
+    """A usbench pyfunc model by run id or model URI (``usbench predict``, ``usbench serve``),
+    loaded with `model_config` (what it reads: see ``inputs.InputPolicy``)."""
     client = open_client(uri, writer=False)
     import mlflow
     from mlflow.exceptions import MlflowException
@@ -63,7 +65,7 @@ def load_model(uri: str, *, run_id: str | None = None, model_uri: str | None = N
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     try:
-        return mlflow.pyfunc.load_model(model_uri)
+        return mlflow.pyfunc.load_model(model_uri, model_config=model_config)
     except UsbenchError:
         raise
     except MlflowException as exc:
