@@ -204,6 +204,24 @@ def test_model_of_another_feature_version_is_refused(saved, in_tmp, capsys):
         "with the usbench that saved it.")
 
 
+def test_model_that_takes_no_model_config_is_refused(saved, in_tmp, capsys):
+    """A model logged without a model_config (before models took audio content) would
+    silently read no path in predict, and ignore the serving settings."""
+    import yaml
+
+    files = [p for p in (in_tmp / "results" / "mlartifacts").rglob("MLmodel")
+             if "models" in p.parts]
+    assert len(files) == 1
+    spec = yaml.safe_load(files[0].read_text())
+    del spec["flavors"]["python_function"]["config"]
+    files[0].write_text(yaml.safe_dump(spec))
+    why = (f"The model at runs:/{saved}/model was saved by an older usbench: it takes neither "
+           "audio content nor the folders and limits it may read. Re-run the experiment with "
+           "this usbench (`usbench run ... --save-model`).")
+    assert cli_error(capsys, "predict", "x.wav", "--run", saved) == why
+    assert cli_error(capsys, "serve", "--run", saved, "--port", str(_free_port())) == why
+
+
 def test_model_saved_before_mlflow_models_is_explained(in_tmp, capsys, tmp_path):
     from usbench import tracking
 

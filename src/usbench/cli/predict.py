@@ -7,6 +7,7 @@ import os
 import sys
 
 from usbench.cli.common import positive_float, positive_int
+from usbench.saved_model.inputs import InputPolicy
 
 
 def add(sub) -> None:
@@ -35,9 +36,10 @@ def add(sub) -> None:
                      help="a folder whose audio files requests may name by path "
                           "(repeatable; default: none, requests send the audio itself)")
     srv.add_argument("--max-seconds", type=positive_float, metavar="S",
-                     help="the longest clip decoded, read from its header first (default 60)")
+                     help="the longest clip decoded, read from its header first "
+                          f"(default {InputPolicy.max_seconds:g})")
     srv.add_argument("--max-rows", type=positive_int, metavar="N",
-                     help="the most clips in one request (default 100)")
+                     help=f"the most clips in one request (default {InputPolicy.max_rows})")
     srv.add_argument("--tracking-uri", metavar="URI",
                      help="MLflow tracking URI (default: sqlite:///results/mlflow.db)")
     srv.set_defaults(func=cmd_serve)
@@ -70,7 +72,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def serve_policy(args: argparse.Namespace):
     """The InputPolicy of the serve flags (flags not given: the policy's defaults)."""
-    from usbench.saved_model.inputs import InputPolicy, allowed_dir
+    from usbench.saved_model.inputs import allowed_dir
 
     given = {"max_seconds": args.max_seconds, "max_rows": args.max_rows}
     return InputPolicy(allow_dirs=tuple(dict.fromkeys(allowed_dir(d) for d in args.allow_dir)),

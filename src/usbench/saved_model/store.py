@@ -65,6 +65,8 @@ def load_model(uri: str, *, run_id: str | None = None, model_uri: str | None = N
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     try:
+        if model_config is not None:
+            _check_takes_config(model_uri)
         return mlflow.pyfunc.load_model(model_uri, model_config=model_config)
     except UsbenchError:
         raise
@@ -83,6 +85,18 @@ def load_model(uri: str, *, run_id: str | None = None, model_uri: str | None = N
     except OSError as exc:
         raise ConfigError(_no_model(client, uri, run_id, model_uri)
                           + f" ({type(exc).__name__})") from None
+
+
+def _check_takes_config(model_uri: str) -> None:
+    """Refuse a model logged without a model_config: MLflow would drop the one given, and the
+    model would read no path and take no setting (one saved before models took content)."""
+    from mlflow.models import get_model_info
+
+    if not get_model_info(model_uri).flavors.get("python_function", {}).get("config"):
+        raise ConfigError(
+            f"The model at {model_uri} was saved by an older usbench: it takes neither audio "
+            "content nor the folders and limits it may read. Re-run the experiment with this "
+            "usbench (`usbench run ... --save-model`).")
 
 
 def _no_model(client, uri: str, run_id: str | None, model_uri: str) -> str:
