@@ -26,8 +26,8 @@ from usbench.errors import ConfigError
 AUDIO = "audio"
 PATH = "path"
 REFUSED = ("path refused: this model reads files only under the folders it is allowed "
-           "(usbench serve --allow-dir DIR); send the audio itself in column 'audio' "
-           "(base64 in JSON)")
+           "(usbench serve --allow-dir DIR, model_config allow_dirs); send the audio itself "
+           "in column 'audio' (base64 in JSON)")
 
 
 @dataclass(frozen=True, kw_only=True)
