@@ -105,7 +105,22 @@ def test_truncation_is_found_past_a_large_chunk(tmp_path, extra_bytes):
 def test_a_folder_is_refused_by_name(tmp_path):
     with pytest.raises(AudioError) as err:
         load(tmp_path, sr=22050)
-    assert (err.value.path, err.value.reason) == (str(tmp_path), "not a regular file")
+    assert (err.value.path, err.value.reason) == (str(tmp_path), "a folder, not a file")
+
+
+def test_link_loops_and_dangling_links_are_refused_by_name(tmp_path):
+    (tmp_path / "self.wav").symlink_to("self.wav")
+    (tmp_path / "a.wav").symlink_to("b.wav")
+    (tmp_path / "b.wav").symlink_to("a.wav")
+    (tmp_path / "dangling.wav").symlink_to("gone.wav")
+    reasons = {}
+    for name in ("self.wav", "a.wav", "dangling.wav"):
+        with pytest.raises(AudioError) as err:
+            read(tmp_path / name)
+        reasons[name] = err.value.reason
+    assert reasons == {"self.wav": "symbolic link loop", "a.wav": "symbolic link loop",
+                       "dangling.wav": "dangling symbolic link (to gone.wav, which does not "
+                                       "exist)"}
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes on this system")

@@ -6,6 +6,7 @@ audio than the file holds are refused (libsndfile would silently read the shorte
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import struct
@@ -56,6 +57,20 @@ def _wav_truncation(fd: int, size: int) -> str | None:
     return None
 
 
+FOLDER = "a folder, not a file"
+
+
+def _open_failure(path: str | os.PathLike, exc: OSError) -> str:
+    """Why `path` could not be opened, in words: a link loop, a dangling link, a folder."""
+    if exc.errno == errno.ELOOP:
+        return "symbolic link loop"
+    if exc.errno == errno.EISDIR:
+        return FOLDER
+    if exc.errno == errno.ENOENT and os.path.islink(path):
+        return f"dangling symbolic link (to {os.readlink(path)}, which does not exist)"
+    return exc.strerror or "cannot be read"
+
+
 def _check_file(path: str | os.PathLike) -> None:
     """Refuse what libsndfile should not be asked to read: a missing, unreadable, empty or
     truncated file, or one that is not a regular file (a folder, a FIFO, a device).
@@ -68,9 +83,11 @@ def _check_file(path: str | os.PathLike) -> None:
     try:
         fd = os.open(path, flags)
     except OSError as exc:
-        raise AudioError(path, exc.strerror or "cannot be read") from None
+        raise AudioError(path, _open_failure(path, exc)) from None
     try:
         info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise AudioError(path, FOLDER)
         if not stat.S_ISREG(info.st_mode):
             raise AudioError(path, "not a regular file")
         if info.st_size == 0:
@@ -93,7 +110,8 @@ def read(path: str | os.PathLike) -> tuple[np.ndarray, int]:
 
     Raises:
         AudioError: missing, empty, unrecognised, headerless, truncated or sample-less file,
-            not a regular file, or one with NaN or infinite samples.
+            a symbolic link loop or dangling link, a folder or other non-regular file, or one
+            with NaN or infinite samples.
     """
     import soundfile as sf
 

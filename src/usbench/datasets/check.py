@@ -1,5 +1,9 @@
 """``usbench data check``: a per-fold table of listed / present / missing / unreadable clips.
 
+A listed clip whose entry is there but cannot be decoded (a symbolic link loop, a dangling
+link, a folder, a file that may not be read, a broken file) is unreadable, with the reason;
+entries the table does not list are never looked at.
+
 Two more columns count clips that are valid but worth a look: ``silent`` (peak below -140 dBFS)
 and ``short`` (shorter than one analysis window of the feature sets, 2,048 samples at
 22,050 Hz: 93 ms). They are kept and used like any other clip.
