@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from usbench.audio import load, read
+from usbench.audio import load, peak, read
 from usbench.errors import AudioError
 
 FORMATS = [(sr, st, ch) for sr in (8000, 11025, 44100, 48000, 96000)
@@ -162,3 +162,12 @@ def test_text_file_named_wav(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(AudioError, match="No such file or directory"):
         load(tmp_path / "gone.wav", sr=22050)
+
+
+def test_float_samples_beyond_full_scale_are_read_as_they_are(tmp_path):
+    samples = np.linspace(-37.2, 2.0, 22050, dtype=np.float32)
+    sf.write(tmp_path / "loud.wav", samples, 22050, subtype="FLOAT", format="WAV")
+    data, sr = read(tmp_path / "loud.wav")
+    np.testing.assert_array_equal(data[:, 0], samples)
+    assert peak(data) == pytest.approx(37.2)
+    assert float(np.abs(load(tmp_path / "loud.wav", sr=22050)).max()) == pytest.approx(37.2)

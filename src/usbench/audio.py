@@ -23,6 +23,11 @@ DECODER_VERSION = 1
 # Headerless formats, known only by the file name's extension: no dataset gives their rate.
 HEADERLESS = ("headerless audio: the file does not say its sample rate and channels; convert "
               "it to WAV or FLAC")
+# Float files (unlike integer PCM) can hold samples beyond full scale. They are used as they
+# are, as librosa and soundfile do, but a clip whose peak passes this is counted and warned
+# about: a float file scaled like 16-bit integers (peaks near 32,768) is a wrong export, not a
+# loud sound. The margin lets through the small overs of float processing (0.1 dB).
+FLOAT_PEAK_LIMIT = 1.01
 # Bytes of a file's start read for the RIFF check: the header and its usual chunks.
 HEAD_BYTES = 4096
 
@@ -105,8 +110,9 @@ def read(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     """Decode a file without resampling.
 
     Returns:
-        (samples, sr): float32 array of shape (n_frames, n_channels) in [-1, 1], and the
-        file's sample rate in Hz.
+        (samples, sr): float32 array of shape (n_frames, n_channels), and the file's sample
+        rate in Hz. Integer formats give [-1, 1); float formats give the file's values, which
+        may pass full scale (see ``FLOAT_PEAK_LIMIT``).
 
     Raises:
         AudioError: missing, empty, unrecognised, headerless, truncated or sample-less file,
@@ -146,6 +152,11 @@ def read(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     return data, int(sr)
 
 
+def peak(data: np.ndarray) -> float:
+    """Largest absolute sample of decoded audio (`read`'s float32 array)."""
+    return max(float(data.max()), -float(data.min()))
+
+
 def load(path: str | os.PathLike, sr: int) -> np.ndarray:
     """Decode, mix down to mono and resample to `sr`.
 
@@ -156,7 +167,12 @@ def load(path: str | os.PathLike, sr: int) -> np.ndarray:
     Returns:
         float32 waveform, shape (n_samples,), at `sr` Hz.
     """
-    data, file_sr = read(path)
+    return to_mono(*read(path), sr)
+
+
+def to_mono(data: np.ndarray, file_sr: int, sr: int) -> np.ndarray:
+    """`read`'s (samples, rate) mixed down to mono and resampled to `sr`: float32, shape
+    (n_samples,)."""
     if data.shape[1] > 1:
         # Averaging along contiguous rows: a strided mean over axis 1 costs more than decoding.
         y = np.ascontiguousarray(data.T).mean(axis=0, dtype=np.float32)
