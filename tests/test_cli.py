@@ -36,6 +36,17 @@ def test_ls_datasets(capsys):
     assert "Piczak" in out and "Salamon" in out and out.count("Fold protocol") == 6
 
 
+def test_ls_models_lists_every_parameter_with_its_default_and_range(capsys):
+    assert run_cli("ls", "models") == 0
+    out = capsys.readouterr().out
+    names = [line.split()[0] for line in out.splitlines() if line and line[0] != " "]
+    assert names[:4] == ["cnn", "logreg", "mlp", "rf"]
+    assert "    n_estimators      300       an int in [1, 10000]" in out.splitlines()
+    assert "    epochs            100       an int in [1, 1000]" in out.splitlines()
+    assert "    learning_rate     0.002     a number in (0, 1]" in out.splitlines()
+    assert out.count("comma-separated ints") == 2  # hidden_units, filters
+
+
 def test_features_build_counts_silent_and_short_clips(tiny_root, capsys):
     import json
 
