@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from usbench.audio import load, read
+from usbench.audio import load, peak, read
 from usbench.errors import AudioError
 
 FORMATS = [(sr, st, ch) for sr in (8000, 11025, 44100, 48000, 96000)
@@ -105,7 +105,22 @@ def test_truncation_is_found_past_a_large_chunk(tmp_path, extra_bytes):
 def test_a_folder_is_refused_by_name(tmp_path):
     with pytest.raises(AudioError) as err:
         load(tmp_path, sr=22050)
-    assert (err.value.path, err.value.reason) == (str(tmp_path), "not a regular file")
+    assert (err.value.path, err.value.reason) == (str(tmp_path), "a folder, not a file")
+
+
+def test_link_loops_and_dangling_links_are_refused_by_name(tmp_path):
+    (tmp_path / "self.wav").symlink_to("self.wav")
+    (tmp_path / "a.wav").symlink_to("b.wav")
+    (tmp_path / "b.wav").symlink_to("a.wav")
+    (tmp_path / "dangling.wav").symlink_to("gone.wav")
+    reasons = {}
+    for name in ("self.wav", "a.wav", "dangling.wav"):
+        with pytest.raises(AudioError) as err:
+            read(tmp_path / name)
+        reasons[name] = err.value.reason
+    assert reasons == {"self.wav": "symbolic link loop", "a.wav": "symbolic link loop",
+                       "dangling.wav": "dangling symbolic link (to gone.wav, which does not "
+                                       "exist)"}
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes on this system")
@@ -147,3 +162,12 @@ def test_text_file_named_wav(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(AudioError, match="No such file or directory"):
         load(tmp_path / "gone.wav", sr=22050)
+
+
+def test_float_samples_beyond_full_scale_are_read_as_they_are(tmp_path):
+    samples = np.linspace(-37.2, 2.0, 22050, dtype=np.float32)
+    sf.write(tmp_path / "loud.wav", samples, 22050, subtype="FLOAT", format="WAV")
+    data, sr = read(tmp_path / "loud.wav")
+    np.testing.assert_array_equal(data[:, 0], samples)
+    assert peak(data) == pytest.approx(37.2)
+    assert float(np.abs(load(tmp_path / "loud.wav", sr=22050)).max()) == pytest.approx(37.2)

@@ -43,6 +43,26 @@ def _nan_wav(path: Path) -> None:
     sf.write(path.with_suffix(".wav"), samples, 22050, subtype="FLOAT", format="WAV")
 
 
+def _loop(clip: Path, two: bool = False) -> None:
+    """Replace `clip` by a symbolic link to itself, or (`two`) to a link back to it."""
+    clip.unlink()
+    if two:
+        (clip.parent / "other.wav").symlink_to(clip.name)
+        clip.symlink_to("other.wav")
+    else:
+        clip.symlink_to(clip.name)
+
+
+def _folder(clip: Path) -> None:
+    clip.unlink()
+    clip.mkdir()
+
+
+def _dangling(clip: Path) -> None:
+    clip.unlink()
+    clip.symlink_to("nowhere.wav")
+
+
 def _built(root: Path, env: dict, tmp: Path) -> Path:
     """Build mfcc-mean for `root`; return its cache entry folder."""
     _cli(["features", "build", "--features", "mfcc-mean", "--data", str(root), "--jobs", "1"],
@@ -59,8 +79,8 @@ def _cli(argv, env, cwd, expect=2):
 
 RUN = ["run", "--model", "logreg", "--features", "mfcc-mean", "--jobs", "1"]
 
-# name: (setup(root, tmp, env) -> argv, text the error must contain). {root}, {clip} and {tmp}
-# in the expected text are filled in after setup.
+# name: (setup(root, tmp, env) -> argv, text the error must contain, or a tuple of such texts).
+# {root}, {clip} and {tmp} in the expected text are filled in after setup.
 CASES = {
     "zero-byte wav": (lambda r, t, e: (_first_clip(r).write_bytes(b""), [
         "features", "build", "--features", "mfcc-mean", "--data", str(r)])[1], "{clip}"),
@@ -145,6 +165,35 @@ CASES = {
     "serve --max-seconds 0": (lambda r, t, e: [
         "serve", "--run", "0123456789abcdef", "--max-seconds", "0"],
                               "--max-seconds: expected a positive number, got 0"),
+    # ranges
+    "n_estimators out of range": (lambda r, t, e: [
+        "run", "--model", "rf", "--features", "mfcc-mean", "--data", str(r), "--folds", "1",
+        "--set", "n_estimators=1000000000"], ("'n_estimators'", "in [1, 10000]")),
+    "epochs out of range": (lambda r, t, e: [
+        "run", "--model", "mlp", "--features", "mfcc-mean", "--data", str(r), "--folds", "1",
+        "--set", "epochs=1000000000"], ("'epochs'", "in [1, 1000]")),
+    "learning rate out of range": (lambda r, t, e: [
+        "run", "--model", "mlp", "--features", "mfcc-mean", "--data", str(r), "--folds", "1",
+        "--set", "learning_rate=5"], ("'learning_rate'", "in (0, 1]")),
+    "range in --config": (lambda r, t, e: ((t / "rf.toml").write_text(
+        "[params]\nn_estimators = 1000000000\n"), [
+        "run", "--model", "rf", "--features", "mfcc-mean", "--data", str(r), "--folds", "1",
+        "--config", str(t / "rf.toml")])[1], ("'n_estimators'", "in [1, 10000]")),
+    "range in sweep --set": (lambda r, t, e: [
+        "sweep", "--model", "mlp", "--features", "mfcc-mean", "--data", str(r), "--trials", "1",
+        "--set", "epochs=1", "--set", "l2=5"], ("'l2'", "in [0, 1]")),
+    # unreadable entries
+    "symlink loop listed": (lambda r, t, e: (_loop(_first_clip(r)), RUN + ["--data", str(r)])[1],
+                            ("{clip}: symbolic link loop", "--skip-bad")),
+    "two-link loop listed": (lambda r, t, e: (_loop(_first_clip(r), two=True),
+                                              RUN + ["--data", str(r)])[1],
+                             ("{clip}: symbolic link loop", "--skip-bad")),
+    "dangling link listed": (lambda r, t, e: (_dangling(_first_clip(r)),
+                                              RUN + ["--data", str(r)])[1],
+                             ("{clip}: dangling symbolic link", "--skip-bad")),
+    "folder listed as a clip": (lambda r, t, e: (_folder(_first_clip(r)),
+                                                 RUN + ["--data", str(r)])[1],
+                                ("{clip}: a folder, not a file", "--skip-bad")),
 }
 
 
@@ -164,7 +213,8 @@ def test_bad_input_is_one_line_with_the_fix(case, tiny_root, tmp_path):
     assert "Traceback" not in done.stderr, done.stderr[-3000:]
     errors = [line for line in lines if line.startswith("usbench: error: ")]
     assert len(errors) == 1 and lines[-1] == errors[0], done.stderr[-3000:]
-    assert expected.format(root=tiny_root, clip=clip.name, tmp=work) in errors[0], errors[0]
+    for text in expected if isinstance(expected, tuple) else (expected,):
+        assert text.format(root=tiny_root, clip=clip.name, tmp=work) in errors[0], errors[0]
 
 
 def test_the_battery_is_large_enough():

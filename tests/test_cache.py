@@ -309,3 +309,28 @@ def test_extraction_processes_reuse_freed_memory_instead_of_faulting_it_in():
     pages = 3 * 64 * 88_200 * 4 // 4096
     # Transparent huge pages ("always") make fewer, larger faults of the default: relative.
     assert kept < pages // 10 and kept * 10 < default
+
+
+def test_float_clips_beyond_full_scale_are_used_as_they_are_with_one_warning(tiny_root,
+                                                                             caplog):
+    """Float samples far above 1 are kept (librosa and soundfile do not clip), counted in the
+    manifest's notes and warned about in one line per build, also when loaded from the cache
+    and for a combined feature set; overs within the small margin are not."""
+    clips = sorted((tiny_root / "audio" / "fold2").iterdir())[:3]
+    for path, gain in zip(clips, (37.2, 3.0, 1.005), strict=True):
+        samples, sr = sf.read(path, dtype="float32")
+        samples = samples / np.abs(samples).max() * gain
+        sf.write(path.with_suffix(".wav"), samples, sr, subtype="FLOAT", format="WAV")
+    messages = []
+    for features in ("mfcc-stats", "mfcc-stats", "mfcc-mean+mfcc-stats"):
+        caplog.clear()
+        built = build_features(replace(_cfg(tiny_root), features=features), progress=False)
+        messages.append([r.getMessage() for r in caplog.records if "[-1, 1]" in r.getMessage()])
+        assert built.matrix.X.shape[0] == 200
+    assert messages[0] == [
+        "warning: 2 clip(s) have float samples outside [-1, 1] (largest |x| 37.2, in "
+        f"audio/fold2/{clips[0].name}); they are used as they are. Rescale them to [-1, 1] if "
+        "they were exported at the wrong scale."]
+    assert messages[1] == messages[2] == messages[0]  # from the cache; a combined set: once
+    loud = sorted((n["clip_id"], n["peak"]) for n in built.matrix.notes if n["note"] == "loud")
+    assert loud == sorted([(clips[0].name, 37.2), (clips[1].name, 3.0)])

@@ -36,6 +36,17 @@ def test_ls_datasets(capsys):
     assert "Piczak" in out and "Salamon" in out and out.count("Fold protocol") == 6
 
 
+def test_ls_models_lists_every_parameter_with_its_default_and_range(capsys):
+    assert run_cli("ls", "models") == 0
+    out = capsys.readouterr().out
+    names = [line.split()[0] for line in out.splitlines() if line and line[0] != " "]
+    assert names[:4] == ["cnn", "logreg", "mlp", "rf"]
+    assert "    n_estimators      300       an int in [1, 10000]" in out.splitlines()
+    assert "    epochs            100       an int in [1, 1000]" in out.splitlines()
+    assert "    learning_rate     0.002     a number in (0, 1]" in out.splitlines()
+    assert out.count("comma-separated ints") == 2  # hidden_units, filters
+
+
 def test_features_build_counts_silent_and_short_clips(tiny_root, capsys):
     import json
 
@@ -94,23 +105,27 @@ def test_data_check_partial_root(tiny_root, capsys):
     before = check(open_dataset(DataConfig(root=str(tiny_root), allow_missing=True)),
                    progress=False).table
     short_before = before.loc[5, "short"], before.loc["all", "short"]  # tiny clips can be short
-    bad, nan, silent, short = [p for p in sorted((tiny_root / "audio" / "fold5").iterdir())
-                               if sf.info(p).duration > 0.1][:4]
+    bad, nan, silent, short, loud = [p for p in sorted((tiny_root / "audio" / "fold5").iterdir())
+                                     if sf.info(p).duration > 0.1][:5]
     bad.write_bytes(b"")
     samples = np.zeros(22050, np.float32)
     samples[10:20] = np.nan
     sf.write(nan, samples, 22050, subtype="FLOAT", format="WAV")
     sf.write(silent, np.zeros(22050, np.float32), 22050, format="WAV")
     sf.write(short, np.full(1000, 0.1, np.float32), 22050, format="WAV")
+    sf.write(loud, np.full(22050, 37.2, np.float32), 22050, subtype="FLOAT", format="WAV")
     assert run_cli("data", "check", "--data", str(tiny_root)) == 1
     out = capsys.readouterr().out
     lines = {line.split()[0]: line.split()[1:] for line in out.splitlines() if line.strip()}
+    assert lines["listed"] == ["present", "missing", "unreadable", "silent", "short", "loud"]
     assert lines["3"][:5] == ["20", "19", "1", "0", "0"]
-    assert lines["5"] == ["20", "20", "0", "2", "1", str(short_before[0] + 1)]
-    assert lines["all"] == ["200", "198", "2", "2", "1", str(short_before[1] + 1)]
+    assert lines["5"] == ["20", "20", "0", "2", "1", str(short_before[0] + 1), "1"]
+    assert lines["all"] == ["200", "198", "2", "2", "1", str(short_before[1] + 1), "1"]
     assert "198 of 200 listed clips present, 2 missing, 2 unreadable." in out
     assert (f"1 silent (peak below -140 dBFS) and {short_before[1] + 1} shorter than one "
             "analysis window") in out
+    assert (f"1 clip(s) have float samples outside [-1, 1] (largest |x| 37.2, in "
+            f"audio/fold5/{loud.name}): valid, used as they are") in out
     assert f"unreadable: audio/fold5/{bad.name}: empty file (0 bytes)" in out
     assert (f"unreadable: audio/fold5/{nan.name}: 10 of 22,050 frames hold NaN or infinite "
             "samples") in out

@@ -248,7 +248,7 @@ def test_set_unknown_key(capsys):
 def test_set_wrong_type(capsys):
     msg = cli_error(capsys, "run", "--model", "mlp", "--features", "mfcc-stats", "--set",
                  "epochs=ten")
-    assert msg == ("Parameter 'epochs' of model 'mlp' must be an int >= 1, got 'ten'. "
+    assert msg == ("Parameter 'epochs' of model 'mlp' must be an int in [1, 1000], got 'ten'. "
                    "Example: --set epochs=100")
 
 

@@ -8,6 +8,7 @@ read first, and a clip that says it is longer is refused before anything is deco
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import re
@@ -27,6 +28,11 @@ DECODER_VERSION = 1
 # Headerless formats, known only by the file name's extension: no dataset gives their rate.
 HEADERLESS = ("headerless audio: the file does not say its sample rate and channels; convert "
               "it to WAV or FLAC")
+# Float files (unlike integer PCM) can hold samples beyond full scale. They are used as they
+# are, as librosa and soundfile do, but a clip whose peak passes this is counted and warned
+# about: a float file scaled like 16-bit integers (peaks near 32,768) is a wrong export, not a
+# loud sound. The margin lets through the small overs of float processing (0.1 dB).
+FLOAT_PEAK_LIMIT = 1.01
 # Bytes of a file's start read for the RIFF check: the header and its usual chunks.
 HEAD_BYTES = 4096
 
@@ -71,6 +77,20 @@ def _wav_truncation(read_at: Callable[[int, int], bytes], size: int) -> str | No
     return None
 
 
+FOLDER = "a folder, not a file"
+
+
+def _open_failure(path: str | os.PathLike, exc: OSError) -> str:
+    """Why `path` could not be opened, in words: a link loop, a dangling link, a folder."""
+    if exc.errno == errno.ELOOP:
+        return "symbolic link loop"
+    if exc.errno == errno.EISDIR:
+        return FOLDER
+    if exc.errno == errno.ENOENT and os.path.islink(path):
+        return f"dangling symbolic link (to {os.readlink(path)}, which does not exist)"
+    return exc.strerror or "cannot be read"
+
+
 def _check_file(path: str | os.PathLike) -> None:
     """Refuse what libsndfile should not be asked to read: a missing, unreadable, empty or
     truncated file, or one that is not a regular file (a folder, a FIFO, a device).
@@ -83,9 +103,11 @@ def _check_file(path: str | os.PathLike) -> None:
     try:
         fd = os.open(path, flags)
     except OSError as exc:
-        raise AudioError(path, exc.strerror or "cannot be read") from None
+        raise AudioError(path, _open_failure(path, exc)) from None
     try:
         info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise AudioError(path, FOLDER)
         if not stat.S_ISREG(info.st_mode):
             raise AudioError(path, "not a regular file")
         if info.st_size == 0:
@@ -134,12 +156,14 @@ def read(path: str | os.PathLike | bytes, *,
             than this many seconds of 192 kHz stereo), before decoding it; None: no limit.
 
     Returns:
-        (samples, sr): float32 array of shape (n_frames, n_channels) in [-1, 1], and the
-        file's sample rate in Hz.
+        (samples, sr): float32 array of shape (n_frames, n_channels), and the file's sample
+        rate in Hz. Integer formats give [-1, 1); float formats give the file's values, which
+        may pass full scale (see ``FLOAT_PEAK_LIMIT``).
 
     Raises:
         AudioError: missing, empty, unrecognised, headerless, truncated or sample-less file,
-            not a regular file, one with NaN or infinite samples, or one above `max_seconds`.
+            a symbolic link loop or dangling link, a folder or other non-regular file, one
+            with NaN or infinite samples, or one above `max_seconds`.
     """
     import soundfile as sf
 
@@ -185,6 +209,11 @@ def read(path: str | os.PathLike | bytes, *,
     return data, int(sr)
 
 
+def peak(data: np.ndarray) -> float:
+    """Largest absolute sample of decoded audio (`read`'s float32 array)."""
+    return max(float(data.max()), -float(data.min()))
+
+
 def load(path: str | os.PathLike | bytes, sr: int, *,
          max_seconds: float | None = None) -> np.ndarray:
     """Decode, mix down to mono and resample to `sr`.
@@ -197,7 +226,12 @@ def load(path: str | os.PathLike | bytes, sr: int, *,
     Returns:
         float32 waveform, shape (n_samples,), at `sr` Hz.
     """
-    data, file_sr = read(path, max_seconds=max_seconds)
+    return to_mono(*read(path, max_seconds=max_seconds), sr)
+
+
+def to_mono(data: np.ndarray, file_sr: int, sr: int) -> np.ndarray:
+    """`read`'s (samples, rate) mixed down to mono and resampled to `sr`: float32, shape
+    (n_samples,)."""
     if data.shape[1] > 1:
         # Averaging along contiguous rows: a strided mean over axis 1 costs more than decoding.
         y = np.ascontiguousarray(data.T).mean(axis=0, dtype=np.float32)

@@ -80,10 +80,35 @@ def build_features(cfg: BuildConfig, *, progress: bool = True,
         on_chunk: called with (chunk index, clips) after each chunk is stored.
         dataset: the dataset ``cfg.data`` names, when the caller has opened it already.
 
+    Clips whose float samples pass full scale are used as they are, with one warning line.
+
     Raises:
         DatasetError: the dataset is incomplete or broken, or clips fail to decode and
             ``cfg.skip_bad`` is False (the chunks already extracted stay cached).
     """
+    built = _build(cfg, progress=progress, on_chunk=on_chunk, dataset=dataset)
+    if cfg.augment is None:  # the variants' clips are the same files
+        warn_loud(built.matrix.notes, built.dataset)
+    return built
+
+
+def warn_loud(notes: list[dict], ds: Dataset) -> None:
+    """One warning line for the clips whose float samples pass full scale (used as they are)."""
+    import os
+
+    loud = [n for n in notes if n["note"] == "loud"]
+    if not loud:
+        return
+    top = max(loud, key=lambda n: n["peak"])
+    where = dict(zip(ds.column("clip_id"), ds.column("path"), strict=True)).get(top["clip_id"])
+    name = os.path.relpath(where, ds.root) if where else top["clip_id"]
+    log.warning(f"warning: {len(loud):,} clip(s) have float samples outside [-1, 1] (largest "
+                f"|x| {top['peak']:g}, in {name}); they are used as they are. Rescale them to "
+                "[-1, 1] if they were exported at the wrong scale.")
+
+
+def _build(cfg: BuildConfig, *, progress: bool, on_chunk, dataset: Dataset | None
+           ) -> BuiltFeatures:
     from usbench.datasets import open_dataset
     from usbench.extract import default_jobs, run_chunks
     from usbench.features import get_feature_set
@@ -150,8 +175,8 @@ def _build_combined(cfg: BuildConfig, fs: Combined, *, progress: bool, on_chunk,
     from usbench.features import parts_of
 
     start = time.perf_counter()
-    built = [build_features(replace(cfg, features=name), progress=progress,
-                            on_chunk=on_chunk, dataset=dataset)
+    built = [_build(replace(cfg, features=name), progress=progress, on_chunk=on_chunk,
+                    dataset=dataset)
              for name in parts_of(fs.label)]
     matrices = [b.matrix for b in built]
     common = set(matrices[0].clip_ids).intersection(*(m.clip_ids for m in matrices[1:]))

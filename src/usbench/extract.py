@@ -37,18 +37,24 @@ def extract_chunk(fs: FeatureSet, clip_ids: list[str], paths: list[str],
         (good clip ids, float32 features of shape (n_good, *fs.shape), or
         (n_good, augment.variants, *fs.shape) with `augment`, bad clips as
         {clip_id, path, reason}, valid clips worth a look as {clip_id, note}: "silent"
-        (peak below -140 dBFS) or "short" (fewer samples than one 2,048-sample window)).
+        (peak below -140 dBFS), "short" (fewer samples than one 2,048-sample window) or
+        "loud" (float samples beyond ``audio.FLOAT_PEAK_LIMIT``, with the file's ``peak``)).
     """
-    from usbench.audio import load
+    from usbench.audio import FLOAT_PEAK_LIMIT, peak, read, to_mono
     from usbench.errors import AudioError
 
     good, waves, bad, notes = [], [], [], []
     for clip_id, path in zip(clip_ids, paths, strict=True):
         try:
-            y = load(path, sr=fs.sr)
+            data, file_sr = read(path)
         except AudioError as exc:
             bad.append({"clip_id": clip_id, "path": path, "reason": exc.reason})
             continue
+        # The file's own samples: resampling a full-scale clip overshoots a little.
+        loudest = peak(data)
+        if loudest > FLOAT_PEAK_LIMIT:
+            notes.append({"clip_id": clip_id, "note": "loud", "peak": round(loudest, 4)})
+        y = to_mono(data, file_sr, fs.sr)
         waves.append(y)
         good.append(clip_id)
         if not len(y) or max(float(y.max()), -float(y.min())) < SILENT_PEAK:

@@ -88,7 +88,7 @@ def test_esc50_missing_clip_is_listed_per_fold(esc, capsys):
     out = capsys.readouterr().out
     assert "Dataset esc50 at" in out and "official folds" in out
     table = out.splitlines()[1:8]
-    assert table[2].split() == ["1", "12", "11", "1", "0", "0", "0"]
+    assert table[2].split() == ["1", "12", "11", "1", "0", "0", "0", "0"]
 
 
 def test_official_layouts_refuse_generated_fold_flags(esc_ro):

@@ -1,5 +1,6 @@
 """Validation of an UrbanSound8K root: each bad input is one line naming the fix."""
 
+import dataclasses
 import os
 
 import pandas as pd
@@ -186,3 +187,63 @@ def test_a_row_longer_than_the_header_is_one_line(tiny_root):
     assert str(err.value) == (
         f"{_csv(tiny_root)} line 3: 9 fields where the header has 8. Quote cells that hold "
         "commas, or remove the extra fields.")
+
+
+def _break_entries(root, clips):
+    """Replace four listed clips by a self-loop, a two-link loop, a dangling link and a
+    folder; return their ids and the reasons decoding gives."""
+    picked = [clips.iloc[i] for i in (3, 40, 90, 150)]
+    paths = [root / "audio" / f"fold{c['fold']}" / c["clip_id"] for c in picked]
+    for p in paths:
+        p.unlink()
+    paths[0].symlink_to(paths[0].name)
+    (paths[1].parent / "partner.wav").symlink_to(paths[1].name)
+    paths[1].symlink_to("partner.wav")
+    paths[2].symlink_to("gone.wav")
+    paths[3].mkdir()
+    reasons = ["symbolic link loop", "symbolic link loop",
+               "dangling symbolic link (to gone.wav, which does not exist)",
+               "a folder, not a file"]
+    return [c["clip_id"] for c in picked], paths, reasons
+
+
+def test_unlisted_link_loops_do_not_matter(tiny_root):
+    from usbench.build import build_features
+    from usbench.config import BuildConfig
+    from usbench.datasets.check import check
+
+    before = _open(tiny_root)
+    fold1 = tiny_root / "audio" / "fold1"
+    (fold1 / "loop").symlink_to("loop")
+    (fold1 / "ping.wav").symlink_to("pong.wav")
+    (fold1 / "pong.wav").symlink_to("ping.wav")
+    ds = _open(tiny_root)
+    assert ds.fingerprint() == before.fingerprint() and not ds.partial
+    assert check(ds, progress=False).ok
+    built = build_features(BuildConfig(data=DataConfig(root=str(tiny_root)),
+                                       features="mfcc-mean", jobs=1), progress=False)
+    assert built.matrix.X.shape[0] == 200 and not built.matrix.bad
+
+
+def test_listed_unreadable_entries_are_unreadable_and_follow_skip_bad(tiny_root):
+    """Link loops, dangling links and folders in a clip's place are present but unreadable:
+    `data check` names them, a build refuses them unless --skip-bad, which leaves them out."""
+    from usbench.build import build_features
+    from usbench.config import BuildConfig
+    from usbench.datasets.check import check
+
+    ids, paths, reasons = _break_entries(tiny_root, _open(tiny_root).clips)
+    ds = _open(tiny_root)
+    assert ds.n_missing == 0 and ds.n_clips == 200
+    report = check(ds, progress=False)
+    assert report.table.loc["all", "unreadable"] == 4 and report.table.loc["all", "missing"] == 0
+    assert sorted(report.unreadable) == sorted(
+        (ds.relative(str(p)), r) for p, r in zip(paths, reasons, strict=True))
+    cfg = BuildConfig(data=DataConfig(root=str(tiny_root)), features="mfcc-mean", jobs=1)
+    with pytest.raises(DatasetError, match=r"^4 of 200 clips could not be decoded .*: symbolic "
+                                           r"link loop\)\. .*pass --skip-bad"):
+        build_features(cfg, progress=False)
+    skipped = build_features(dataclasses.replace(cfg, skip_bad=True), progress=False)
+    assert skipped.matrix.X.shape[0] == 196
+    assert sorted((b["clip_id"], b["reason"]) for b in skipped.matrix.bad) == sorted(
+        zip(ids, reasons, strict=True))

@@ -124,6 +124,76 @@ def test_search_space_gives_valid_params_only(name):
         assert spec.params(sampled) == {**spec.default_params, **sampled}
 
 
+
+class ChoiceTrial:
+    """Takes the k-th choice of every categorical (wrapping) and, for k even, the low end of
+    every number's range, for k odd the high end."""
+
+    def __init__(self, k):
+        self.k = k
+
+    def suggest_float(self, name, low, high, *, step=None, log=False):
+        return float(high if self.k % 2 else low)
+
+    def suggest_int(self, name, low, high, *, step=1, log=False):
+        return int(high if self.k % 2 else low)
+
+    def suggest_categorical(self, name, choices):
+        return choices[self.k % len(choices)]
+
+
+@pytest.mark.parametrize("name", MODELS.names())
+def test_every_parameter_has_a_documented_range(name):
+    spec = get_model(name)
+    for key, default in spec.default_params.items():
+        allowed = spec.allowed.get(key)
+        if isinstance(default, bool):
+            continue
+        assert allowed is not None and allowed.bounded, key
+        if isinstance(default, str):
+            assert default in allowed.choices, key
+        else:
+            assert allowed.describe().startswith("in "), key
+        if isinstance(default, tuple):
+            assert allowed.max_items, key
+    assert [row[0] for row in spec.describe_params()] == sorted(spec.default_params,
+                                                                key=str.lower)
+
+
+@pytest.mark.parametrize("name", MODELS.names())
+def test_search_space_lies_within_the_documented_ranges(name):
+    """Both ends of every sampled range and every categorical choice are allowed values
+    (search_space refuses anything outside a parameter's range)."""
+    spec = get_model(name)
+    for k in range(8):  # more than the longest list of choices
+        sampled = spec.search_space(ChoiceTrial(k))
+        for key, value in sampled.items():
+            assert isinstance(value, bool) or spec.allowed[key].admits(value), (key, value)
+
+
+@pytest.mark.parametrize(("model", "key", "inside", "outside"), [
+    ("rf", "n_estimators", "10000", "1000000000"),
+    ("rf", "max_depth", "1000", "1001"),
+    ("rf", "min_samples_leaf", "10000", "10001"),
+    ("logreg", "C", "1e6", "1e7"),
+    ("logreg", "max_iter", "100000", "100001"),
+    ("mlp", "epochs", "1000", "1000000000"),
+    ("mlp", "learning_rate", "1", "5"),
+    ("mlp", "batch_size", "65536", "1000000"),
+    ("mlp", "hidden_units", ",".join(["8192"] * 16), ",".join(["8"] * 17)),
+    ("mlp", "l2", "1", "1.5"),
+    ("mlp", "patience", "1000", "1001"),
+    ("cnn", "filters", "1024,1024", "2048,8"),
+    ("cnn", "kernel_size", "128", "129"),
+    ("cnn", "test_crops", "100", "101"),
+    ("cnn", "mixup_alpha", "10", "11"),
+])
+def test_values_outside_a_range_are_refused_inside_accepted(model, key, inside, outside):
+    spec = get_model(model)
+    spec.params({key: inside})
+    with pytest.raises(ConfigError, match=rf"^Parameter '{key}' of model '{model}' must be "):
+        spec.params({key: outside})
+
 def test_overrides_are_typed():
     mlp = get_model("mlp")
     got = mlp.params({"epochs": "10", "dropout": "0.25", "hidden_units": " 64, 32",
@@ -148,29 +218,34 @@ def test_overrides_are_typed():
      "variant_share."),
     ("logreg", {"zzz": "1"}, "Unknown parameter 'zzz' for model 'logreg'. "
      "Valid: C, class_weight, max_iter."),
-    ("mlp", {"epochs": "ten"}, "Parameter 'epochs' of model 'mlp' must be an int >= 1, "
-     "got 'ten'. Example: --set epochs=100"),
-    ("mlp", {"epochs": "-5"}, "Parameter 'epochs' of model 'mlp' must be an int >= 1, "
-     "got '-5'. Example: --set epochs=100"),
-    ("mlp", {"epochs": 2.5}, "Parameter 'epochs' of model 'mlp' must be an int >= 1, "
-     "got 2.5. Example: --set epochs=100"),
+    ("mlp", {"epochs": "ten"}, "Parameter 'epochs' of model 'mlp' must be an int in "
+     "[1, 1000], got 'ten'. Example: --set epochs=100"),
+    ("mlp", {"epochs": "-5"}, "Parameter 'epochs' of model 'mlp' must be an int in "
+     "[1, 1000], got '-5'. Example: --set epochs=100"),
+    ("rf", {"n_estimators": "1000000000"}, "Parameter 'n_estimators' of model 'rf' must be "
+     "an int in [1, 10000], got '1000000000'. Example: --set n_estimators=300"),
+    ("mlp", {"epochs": 2.5}, "Parameter 'epochs' of model 'mlp' must be an int in "
+     "[1, 1000], got 2.5. Example: --set epochs=100"),
     ("mlp", {"dropout": "1"}, "Parameter 'dropout' of model 'mlp' must be a number in [0, 1), "
      "got '1'. Example: --set dropout=0.5"),
     ("mlp", {"learning_rate": "nan"}, "Parameter 'learning_rate' of model 'mlp' must be a "
-     "number > 0, got 'nan'. Example: --set learning_rate=0.002"),
+     "number in (0, 1], got 'nan'. Example: --set learning_rate=0.002"),
     ("mlp", {"val_fraction": "0.9"}, "Parameter 'val_fraction' of model 'mlp' must be a number "
      "in [0, 0.5], got '0.9'. Example: --set val_fraction=0.15"),
     ("mlp", {"hidden_units": "200,x"}, "Parameter 'hidden_units' of model 'mlp' must be "
-     "comma-separated ints, each >= 1, got '200,x'. Example: --set hidden_units=200,300"),
+     "1 to 16 comma-separated ints, each in [1, 8192], got '200,x'. Example: --set "
+     "hidden_units=200,300"),
     ("mlp", {"hidden_units": "200,0"}, "Parameter 'hidden_units' of model 'mlp' must be "
-     "comma-separated ints, each >= 1, got '200,0'. Example: --set hidden_units=200,300"),
+     "1 to 16 comma-separated ints, each in [1, 8192], got '200,0'. Example: --set "
+     "hidden_units=200,300"),
     ("cnn", {"batch_norm": "maybe"}, "Parameter 'batch_norm' of model 'cnn' must be true or "
      "false, got 'maybe'. Example: --set batch_norm=true"),
     ("mlp", {"validation": "test"}, "Parameter 'validation' of model 'mlp' must be 'fold', "
      "'recordings' or 'none', got 'test'. Example: --set validation=none"),
     ("cnn", {"variant_share": "1.5"}, "Parameter 'variant_share' of model 'cnn' must be a "
      "number in [0, 1], got '1.5'. Example: --set variant_share=0.5"),
-    ("logreg", {"C": "0"}, "Parameter 'C' of model 'logreg' must be a number > 0, got '0'. "
+    ("logreg", {"C": "0"}, "Parameter 'C' of model 'logreg' must be a number in [1e-6, 1e6], got "
+     "'0'. "
      "Example: --set C=1.0"),
     ("logreg", {"class_weight": "auto"}, "Parameter 'class_weight' of model 'logreg' must be "
      "'none' or 'balanced', got 'auto'. Example: --set class_weight=none"),

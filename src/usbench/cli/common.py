@@ -122,7 +122,8 @@ def add_evaluation_args(p: argparse.ArgumentParser, set_help: str) -> None:
     add_weights_arg(p)
     add_data_args(p)
     p.add_argument("--set", action="append", default=[], type=key_value, metavar="KEY=VALUE",
-                   dest="overrides", help=set_help + "; augment.KEY=VALUE tunes --augment")
+                   dest="overrides", help=set_help + "; `usbench ls models` lists each family's "
+                   "parameters and their ranges; augment.KEY=VALUE tunes --augment")
     p.add_argument("--skip-bad", action="store_true",
                    help="leave out clips that fail to decode (results are marked partial)")
     p.add_argument("--augment", action="store_true",

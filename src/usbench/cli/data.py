@@ -52,6 +52,11 @@ def cmd_data_check(args: argparse.Namespace) -> int:
     if total["silent"] or total["short"]:
         print(f"{total['silent']:,} silent (peak below -140 dBFS) and {total['short']:,} "
               "shorter than one analysis window (93 ms): valid, kept, worth a listen.")
+    if report.loud:
+        name, top = max(report.loud, key=lambda item: item[1])
+        print(f"{len(report.loud):,} clip(s) have float samples outside [-1, 1] (largest |x| "
+              f"{top:g}, in {name}): valid, used as they are; rescale them if they were "
+              "exported at the wrong scale.")
     for rel, reason in report.unreadable[:10]:
         print(f"  unreadable: {rel}: {reason}")
     if len(report.unreadable) > 10:

@@ -23,6 +23,10 @@ def cmd_ls(args: argparse.Namespace) -> int:
         for name in MODELS:
             spec = get_model(name)
             print(f"{name:<7} {spec.input_kind:<6} {spec.summary}")
+            for key, default, allowed in spec.describe_params():
+                print(f"    {key:<17} {default:<9} {allowed}")
+            print()
+        print("Override with --set KEY=VALUE; a value outside its range is refused.")
         return 0
     from usbench.datasets import DATASETS
 

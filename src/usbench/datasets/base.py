@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -227,21 +228,38 @@ def check_root(root: Path) -> None:
         )
 
 
-def _stat_all(paths: Sequence[str]) -> tuple[list[int], list[int]]:
-    """(sizes, mtimes in ns) of `paths`, -1 for a missing file; one scandir per folder."""
-    entries: dict[str, dict[str, os.stat_result]] = {}
-    sizes, mtimes = [], []
+def _stat_all(paths: Sequence[str]) -> tuple[list[int], list[int], list[bool]]:
+    """(sizes, mtimes in ns, present) of `paths`; one scandir per folder.
+
+    A missing file is absent, with size and mtime -1. An entry that is there but is no
+    readable regular file (a symbolic link loop, a dangling link, a folder, one that may not
+    be read) is present with size and mtime -1: decoding names what is wrong with it, and
+    ``--skip-bad`` leaves it out. Entries that no path names are never looked at, so an
+    unlisted link loop does not matter.
+    """
+    listings: dict[str, dict[str, os.DirEntry] | None] = {}
+    sizes, mtimes, present = [], [], []
     for p in paths:
         folder, name = os.path.split(p)
-        if folder not in entries:
+        if folder not in listings:
             try:
-                entries[folder] = {e.name: e.stat() for e in os.scandir(folder) if e.is_file()}
+                with os.scandir(folder) as it:
+                    listings[folder] = {e.name: e for e in it}
             except (FileNotFoundError, NotADirectoryError):
-                entries[folder] = {}
-        st = entries[folder].get(name)
-        sizes.append(st.st_size if st else -1)
-        mtimes.append(st.st_mtime_ns if st else -1)
-    return sizes, mtimes
+                listings[folder] = {}
+            except OSError:  # a folder that may not be listed: each file on its own
+                listings[folder] = None
+        listing = listings[folder]
+        here = os.path.lexists(p) if listing is None else name in listing
+        try:
+            st = (os.stat(p) if listing is None else listing[name].stat()) if here else None
+        except OSError:
+            st = None
+        regular = st is not None and stat.S_ISREG(st.st_mode)
+        sizes.append(st.st_size if regular else -1)
+        mtimes.append(st.st_mtime_ns if regular else -1)
+        present.append(here)
+    return sizes, mtimes, present
 
 
 def assemble(name: str, root: Path, classes: tuple[str, ...],
@@ -256,8 +274,8 @@ def assemble(name: str, root: Path, classes: tuple[str, ...],
         allow_missing: when False, any listed clip absent from disk raises DatasetError.
     """
     given = {c: list(rows[c]) for c in CLIP_COLUMNS}
-    sizes, mtimes = _stat_all(given["path"])
-    given.update(size=sizes, mtime_ns=mtimes, present=[s >= 0 for s in sizes])
+    sizes, mtimes, present = _stat_all(given["path"])
+    given.update(size=sizes, mtime_ns=mtimes, present=present)
     order = sorted(range(len(sizes)), key=lambda i: (given["fold"][i], given["clip_id"][i]))
     columns = {c: [values[i] for i in order] for c, values in given.items()}
     n_missing = columns["present"].count(False)

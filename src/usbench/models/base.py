@@ -74,10 +74,13 @@ class BuildContext:
 
 @dataclass(frozen=True)
 class Allowed:
-    """The values a parameter may take beyond its type.
+    """The values a parameter may take beyond its type: its documented range.
 
     Numbers (and each element of a tuple) must lie within ``low``..``high`` (inclusive unless
-    ``low_open`` / ``high_open``); strings must be one of ``choices``.
+    ``low_open`` / ``high_open``); a tuple has 1 to ``max_items`` elements; strings must be one
+    of ``choices``. Every number-valued parameter of a family has both bounds, chosen wide
+    enough for any real sweep and narrow enough that a typo (a billion trees, a billion
+    epochs) is refused before any work instead of running until killed.
     """
 
     low: float | None = None
@@ -85,12 +88,14 @@ class Allowed:
     low_open: bool = False
     high_open: bool = False
     choices: tuple[str, ...] = ()
+    max_items: int | None = None
 
     def admits(self, value: object) -> bool:
         if isinstance(value, str):
             return not self.choices or value in self.choices
         if isinstance(value, tuple):
-            return bool(value) and all(self.admits(v) for v in value)
+            return (bool(value) and (self.max_items is None or len(value) <= self.max_items)
+                    and all(self.admits(v) for v in value))
         if isinstance(value, bool):
             return True
         if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
@@ -99,28 +104,36 @@ class Allowed:
             value > self.high or (self.high_open and value == self.high)
         )
 
+    @property
+    def bounded(self) -> bool:
+        """Both bounds set (numbers) or a list of choices (strings)."""
+        return bool(self.choices) or (self.low is not None and self.high is not None)
+
     def describe(self) -> str:
-        """'>= 1', '> 0', 'in [0, 1)', '<= 5' or '' (no bounds)."""
+        """'in [1, 10000]', 'in (0, 1]', '>= 1', '> 0', '<= 5' or '' (no bounds)."""
         if self.low is not None and self.high is not None:
             left, right = "(" if self.low_open else "[", ")" if self.high_open else "]"
-            return f"in {left}{self.low:g}, {self.high:g}{right}"
+            return f"in {left}{_number(self.low)}, {_number(self.high)}{right}"
         if self.low is not None:
-            return f"{'>' if self.low_open else '>='} {self.low:g}"
+            return f"{'>' if self.low_open else '>='} {_number(self.low)}"
         if self.high is not None:
-            return f"{'<' if self.high_open else '<='} {self.high:g}"
+            return f"{'<' if self.high_open else '<='} {_number(self.high)}"
         return ""
 
 
-def at_least(low: float) -> Allowed:
-    return Allowed(low=low)
+def _number(x: float) -> str:
+    """A bound as a user types it: 10000, 0.5, 1e-6, 1e6."""
+    if float(x).is_integer() and abs(x) <= 100_000:
+        return str(int(x))
+    return f"{x:g}".replace("e-0", "e-").replace("e+0", "e").replace("e+", "e")
 
 
-def positive() -> Allowed:
-    return Allowed(low=0, low_open=True)
-
-
-def between(low: float, high: float, *, high_open: bool = False) -> Allowed:
-    return Allowed(low=low, high=high, high_open=high_open)
+def between(low: float, high: float, *, low_open: bool = False, high_open: bool = False,
+            max_items: int | None = None) -> Allowed:
+    """Numbers from `low` to `high` (inclusive unless open); for a tuple parameter, each
+    element, and at most `max_items` of them."""
+    return Allowed(low=low, high=high, low_open=low_open, high_open=high_open,
+                   max_items=max_items)
 
 
 def one_of(*choices: str) -> Allowed:
@@ -205,6 +218,9 @@ class ModelSpec:
                 raise TypeError(f"{self.name}: default of {key!r} has unsupported type")
             if not self._allowed(key).admits(value):
                 raise ValueError(f"{self.name}: default of {key!r} is not allowed")
+            if _param_type(value) is not bool and not self._allowed(key).bounded:
+                raise ValueError(f"{self.name}: parameter {key!r} needs a documented range "
+                                 "(both bounds, or choices)")
 
     def params(self, overrides: Mapping[str, object] | None = None) -> dict:
         """The defaults with `overrides` merged in, converted to each default's type.
@@ -296,13 +312,19 @@ class ModelSpec:
         converted = _parse(kind, value) if isinstance(value, str) else _coerce(kind, value)
         if converted is None or not self._allowed(key).admits(converted):
             raise ConfigError(
-                f"Parameter '{key}' of model '{self.name}' must be {self._expect(key)}, "
+                f"Parameter '{key}' of model '{self.name}' must be {self.expect(key)}, "
                 f"got {value!r}. Example: --set {key}={format_value(self.default_params[key])}"
             )
         return converted
 
-    def _expect(self, key: str) -> str:
-        """What a value must be, in words: 'an int >= 1', "'none' or 'balanced'"."""
+    def describe_params(self) -> list[tuple[str, str, str]]:
+        """(name, default as ``--set`` spells it, allowed values in words) per parameter,
+        sorted by name: the table of ``usbench ls models`` and the models page."""
+        return [(key, format_value(self.default_params[key]), self.expect(key))
+                for key in sorted(self.default_params, key=str.lower)]
+
+    def expect(self, key: str) -> str:
+        """What a value must be, in words: 'an int in [1, 10000]', "'none' or 'balanced'"."""
         kind, allowed = _param_type(self.default_params[key]), self._allowed(key)
         if kind is bool:
             return "true or false"
@@ -311,7 +333,8 @@ class ModelSpec:
             return " or ".join(filter(None, [", ".join(quoted[:-1]), quoted[-1]]))
         bound = allowed.describe()
         if kind is tuple:
-            return "comma-separated ints" + (f", each {bound}" if bound else "")
+            count = f"1 to {allowed.max_items} " if allowed.max_items else ""
+            return f"{count}comma-separated ints" + (f", each {bound}" if bound else "")
         noun = "an int" if kind is int else "a number"
         return f"{noun} {bound}" if bound else noun
 

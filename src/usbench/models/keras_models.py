@@ -41,10 +41,8 @@ from usbench.models import batches
 from usbench.models.base import (
     BuildContext,
     ModelSpec,
-    at_least,
     between,
     one_of,
-    positive,
 )
 
 # before_unpickle: saved_model.bundle.load calls it on the module of the saved estimator.
@@ -273,20 +271,24 @@ _TRAINING_DEFAULTS = {
     "variant_share": 0.5,
 }
 
+# Ranges wide enough for any real sweep, so that a typo (a billion epochs) is refused at once.
 _TRAINING_ALLOWED = {
     "dropout": between(0, 1, high_open=True),
-    "learning_rate": positive(),
-    "batch_size": at_least(1),
-    "epochs": at_least(1),
-    "patience": at_least(0),
-    "l2": at_least(0),
+    "learning_rate": between(0, 1, low_open=True),
+    "batch_size": between(1, 65_536),
+    "epochs": between(1, 1000),
+    "patience": between(0, 1000),
+    "l2": between(0, 1),
     "validation": one_of(*PROTOCOLS),
-    "val_fold": at_least(0),
+    "val_fold": between(0, 1000),
     "val_fraction": between(0, 0.5),
     "monitor": one_of("accuracy", "loss"),
-    "mixup_alpha": at_least(0),
+    "mixup_alpha": between(0, 10),
     "variant_share": between(0, 1),
 }
+# Layers and widths: 16 layers of 8,192 units (or 1,024 filters) is past any audio network
+# trained on one machine, and its weights still fit in memory.
+_LAYERS = 16
 
 
 def _protocol(name: str):
@@ -315,7 +317,7 @@ MLP = ModelSpec(
     builder=build_mlp,
     libraries=KERAS_LIBRARIES,
     space=mlp_space,
-    allowed={"hidden_units": at_least(1), **_TRAINING_ALLOWED},
+    allowed={"hidden_units": between(1, 8192, max_items=_LAYERS), **_TRAINING_ALLOWED},
     validate=check_mlp,
     protocol=_protocol("mlp"),
     # A fold's epoch in one TensorFlow thread took 80-88 ms, in two 96-105 ms: the network's
@@ -358,18 +360,20 @@ CNN = ModelSpec(
     libraries=KERAS_LIBRARIES,
     space=cnn_space,
     allowed={
-        "filters": at_least(1),
-        "kernel_size": at_least(1),
+        "filters": between(1, 1024, max_items=_LAYERS),
+        "kernel_size": between(1, 128),
         "padding": one_of("valid", "same"),
         "head": one_of("flatten", "global", "time"),
-        "clip_floor_db": at_least(0),
-        "dense_units": at_least(1),
-        "crop_frames": at_least(0),
-        "test_crops": at_least(1),
-        "time_masks": at_least(0),
-        "time_mask_frames": at_least(0),
-        "freq_masks": at_least(0),
-        "freq_mask_bands": at_least(0),
+        # librosa's power_to_db clips at 80 dB below the peak by default.
+        "clip_floor_db": between(0, 200),
+        "dense_units": between(1, 8192),
+        # Widths in frames and bands are also checked against the feature matrix.
+        "crop_frames": between(0, 100_000),
+        "test_crops": between(1, 100),
+        "time_masks": between(0, 100),
+        "time_mask_frames": between(0, 100_000),
+        "freq_masks": between(0, 100),
+        "freq_mask_bands": between(0, 100_000),
         **_TRAINING_ALLOWED,
     },
     validate=check_cnn,

@@ -19,14 +19,12 @@ from typing import Any
 import numpy as np
 
 from usbench.models.base import (
-    Allowed,
     BuildContext,
     ModelSpec,
-    at_least,
+    between,
     check_fit_inputs,
     check_predict_inputs,
     one_of,
-    positive,
 )
 
 
@@ -148,9 +146,10 @@ LOGREG = ModelSpec(
     builder=build_logreg,
     space=logreg_space,
     allowed={
-        "C": positive(),
+        # scikit-learn's LogisticRegressionCV searches 1e-4..1e4.
+        "C": between(1e-6, 1e6),
         "class_weight": one_of("none", "balanced"),
-        "max_iter": at_least(1),
+        "max_iter": between(1, 100_000),
     },
 )
 
@@ -171,11 +170,12 @@ RF = ModelSpec(
     builder=build_rf,
     space=rf_space,
     allowed={
-        "n_estimators": at_least(1),
-        "max_depth": at_least(0),
+        # Accuracy plateaus by a few hundred trees; 10,000 is far past any real sweep.
+        "n_estimators": between(1, 10_000),
+        "max_depth": between(0, 1000),
         "max_features": one_of("sqrt", "log2", "all"),
-        "min_samples_leaf": at_least(1),
+        "min_samples_leaf": between(1, 10_000),
         "class_weight": one_of("none", "balanced", "balanced_subsample"),
-        "max_samples": Allowed(low=0, high=1, low_open=True),
+        "max_samples": between(0, 1, low_open=True),
     },
 )
