@@ -227,36 +227,67 @@ def check_root(root: Path) -> None:
         )
 
 
-def _stat_all(paths: Sequence[str]) -> tuple[list[int], list[int]]:
-    """(sizes, mtimes in ns) of `paths`, -1 for a missing file; one scandir per folder."""
-    entries: dict[str, dict[str, os.stat_result]] = {}
-    sizes, mtimes = [], []
-    for p in paths:
+def inside(path: str, root: Path) -> bool:
+    """True when `path`, its links and ``..`` resolved, is `root` (a resolved folder) or under
+    it."""
+    return Path(os.path.realpath(path)).is_relative_to(root)
+
+
+def _stat_all(paths: Sequence[str], root: Path) -> tuple[list[int], list[int], int | None]:
+    """(sizes, mtimes in ns) of `paths`, -1 for a missing file, and the index of the first path
+    that leads outside `root` (None: none does); one scandir and one realpath per folder."""
+    entries: dict[str, tuple[bool, dict[str, tuple[os.stat_result, bool]]]] = {}
+    sizes, mtimes, outside = [], [], None
+    for i, p in enumerate(paths):
         folder, name = os.path.split(p)
         if folder not in entries:
             try:
-                entries[folder] = {e.name: e.stat() for e in os.scandir(folder) if e.is_file()}
+                found = {e.name: (e.stat(), e.is_symlink()) for e in os.scandir(folder)
+                         if e.is_file()}
             except (FileNotFoundError, NotADirectoryError):
-                entries[folder] = {}
-        st = entries[folder].get(name)
+                found = {}
+            entries[folder] = (inside(folder, root), found)
+        folder_inside, found = entries[folder]
+        st, link = found.get(name, (None, False))
+        if outside is None and not (folder_inside and name != ".."
+                                    and (not link or inside(p, root))):
+            outside = i
         sizes.append(st.st_size if st else -1)
         mtimes.append(st.st_mtime_ns if st else -1)
-    return sizes, mtimes
+    return sizes, mtimes, outside
 
 
 def assemble(name: str, root: Path, classes: tuple[str, ...],
              rows: pd.DataFrame | dict[str, Sequence], *, table: Path, allow_missing: bool,
-             fold_plan: FoldPlan = OFFICIAL) -> Dataset:
+             fold_plan: FoldPlan = OFFICIAL, column: str | None = None) -> Dataset:
     """Look the listed clips up on disk and build the Dataset.
 
     Args:
-        rows: one row per listed clip, columns ``CLIP_COLUMNS`` (``path`` absolute): a
-            DataFrame or a dict of equal-length sequences.
+        root: the resolved root folder: every clip must resolve under it (links and ``..``
+            followed).
+        rows: one row per listed clip, columns ``CLIP_COLUMNS`` (``path`` absolute) and
+            optionally ``line`` (the row's line in `table`, for messages): a DataFrame or a
+            dict of equal-length sequences.
         table: the file that lists the clips, for messages.
         allow_missing: when False, any listed clip absent from disk raises DatasetError.
+        column: the table's column of file names, for messages (None: found by a scan).
+
+    Raises:
+        DatasetError: a clip outside the root, or clips missing (unless `allow_missing`).
     """
     given = {c: list(rows[c]) for c in CLIP_COLUMNS}
-    sizes, mtimes = _stat_all(given["path"])
+    sizes, mtimes, outside = _stat_all(given["path"], root)
+    if outside is not None:
+        clip = given["clip_id"][outside]
+        if column is None:
+            raise DatasetError(
+                f"{given['path'][outside]} is a link to a file outside the dataset root "
+                f"{root}. Copy the file under the root, or remove the link.")
+        where = f"{table} line {list(rows['line'])[outside]}" if "line" in rows else str(table)
+        raise DatasetError(
+            f"{where}: {column} '{clip}' leads outside the dataset root {root}. File names "
+            "in the table must stay under the root (no absolute paths, no '..', no links out "
+            "of it): fix the row, or move the audio under the root.")
     given.update(size=sizes, mtime_ns=mtimes, present=[s >= 0 for s in sizes])
     order = sorted(range(len(sizes)), key=lambda i: (given["fold"][i], given["clip_id"][i]))
     columns = {c: [values[i] for i in order] for c, values in given.items()}
@@ -300,5 +331,7 @@ def open_root(name: str, root: Path, *, allow_missing: bool) -> Dataset:
         "class_id": table["classID"],
         "fold": table["fold"],
         "recording": table["fsID"],
+        "line": table["line"],
     }
-    return assemble(name, root, classes, rows, table=csv, allow_missing=allow_missing)
+    return assemble(name, root, classes, rows, table=csv, allow_missing=allow_missing,
+                    column="slice_file_name")
