@@ -192,7 +192,7 @@ def test_class_folder_without_audio_is_refused(tmp_path):
     (root / "bird").mkdir()
     (root / "bird" / "readme.txt").write_text("todo")
     with pytest.raises(DatasetError) as err:
-        _open(root, dataset="folders", n_folds=2)
+        _open(root, dataset="folders")
     assert str(err.value).startswith(f"Class folder {root / 'bird'} holds no audio files (")
     assert str(err.value).endswith("). Add clips, or move the folder out of the dataset root.")
 
@@ -202,7 +202,7 @@ def test_more_folds_than_clips_in_the_rarest_class_names_it(tmp_path):
     for p in sorted((root / "dog").iterdir())[3:]:
         p.unlink()
     with pytest.raises(DatasetError) as err:
-        _open(root, dataset="folders", n_folds=2)
+        _open(root, dataset="folders")
     assert str(err.value) == (
         f"{root}: class 'dog' has 3 clip(s), fewer than the 5 folds asked for, so some folds "
         "would have none of it. Pass --n-folds 3 or fewer, or add clips of 'dog'.")
