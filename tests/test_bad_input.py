@@ -194,6 +194,28 @@ CASES = {
     "folder listed as a clip": (lambda r, t, e: (_folder(_first_clip(r)),
                                                  RUN + ["--data", str(r)])[1],
                                 ("{clip}: a folder, not a file", "--skip-bad")),
+    # secrets
+    "tracking password not echoed": (lambda r, t, e: ["leaderboard", "--tracking-uri",
+                                                      "http://user:Bad-Pw-1@127.0.0.1:9"],
+                                     "http://user:***@127.0.0.1:9"),
+    "storage password not echoed": (lambda r, t, e: [
+        "sweep", "--model", "rf", "--features", "mfcc-mean", "--trials", "1", "--data", str(r),
+        "--storage", "postgresql+psycopg2://u:Bad-Pw-2@127.0.0.1:9/optuna"],
+                                    "postgresql+psycopg2://u:***@127.0.0.1:9/optuna ("),
+    # paths
+    "usbench.toml table outside the root": (lambda r, t, e: (
+        (r / "usbench.toml").write_text('table = "/etc/os-release"\n'),
+        RUN + ["--data", str(r), "--dataset", "csv"])[1],
+        "usbench.toml: table '/etc/os-release' leads outside the dataset root"),
+    "usbench.toml audio_dir outside the root": (lambda r, t, e: (
+        (r / "usbench.toml").write_text('table = "metadata/UrbanSound8K.csv"\n'
+                                        'file = "slice_file_name"\nlabel = "class"\n'
+                                        'audio_dir = "../elsewhere"\n'),
+        RUN + ["--data", str(r), "--dataset", "csv"])[1],
+        "usbench.toml: audio_dir '../elsewhere' leads outside the dataset root"),
+    "absolute path in the file column": (lambda r, t, e: (
+        _table(r, _set("slice_file_name", "/etc/os-release")), RUN + ["--data", str(r)])[1],
+        "UrbanSound8K.csv line 5: slice_file_name '/etc/os-release' leads outside"),
 }
 
 

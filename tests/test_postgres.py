@@ -31,6 +31,9 @@ def _free_port():
         return s.getsockname()[1]
 
 
+PASSWORD = "Pg-Test-Pw-9"
+
+
 @pytest.fixture(scope="module")
 def postgres_url():
     initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
@@ -39,21 +42,28 @@ def postgres_url():
                     "postgresql package")
     as_user = []
     home = tempfile.mkdtemp(prefix="usbench-pg-", dir="/tmp")
+    pwfile = os.path.join(home, "pw")
+    with open(pwfile, "w") as fh:
+        fh.write(PASSWORD + "\n")
     if os.geteuid() == 0:  # initdb refuses to run as root
         import pwd
 
         pw = pwd.getpwnam("postgres")
-        os.chown(home, pw.pw_uid, pw.pw_gid)
+        for path in (home, pwfile):
+            os.chown(path, pw.pw_uid, pw.pw_gid)
         as_user = ["runuser", "-u", "postgres", "--"]
     data, port = os.path.join(home, "data"), _free_port()
     run = dict(check=True, capture_output=True, text=True)
-    subprocess.run([*as_user, initdb, "-D", data, "-U", "usbench", "--auth=trust"], **run)
+    # Password authentication, as on a shared server.
+    subprocess.run([*as_user, initdb, "-D", data, "-U", "usbench", "--auth=scram-sha-256",
+                    f"--pwfile={pwfile}"], **run)
     subprocess.run([*as_user, pg_ctl, "-D", data, "-l", os.path.join(home, "log"), "-w",
                     "-o", f"-p {port} -k {home} -c listen_addresses=127.0.0.1", "start"], **run)
     try:
         subprocess.run([*as_user, _pg_bin("createdb"), "-h", "127.0.0.1", "-p", str(port),
-                        "-U", "usbench", "optuna"], **run)
-        yield f"postgresql+psycopg2://usbench@127.0.0.1:{port}/optuna"
+                        "-U", "usbench", "optuna"], **run,
+                       env={**os.environ, "PGPASSWORD": PASSWORD})
+        yield f"postgresql+psycopg2://usbench:{PASSWORD}@127.0.0.1:{port}/optuna"
     finally:
         subprocess.run([*as_user, pg_ctl, "-D", data, "-m", "fast", "-w", "stop"],
                        capture_output=True)
@@ -83,6 +93,24 @@ def test_two_hosts_share_one_postgresql_study(postgres_url, three_folds, tmp_pat
     assert len({t.number for t in study.trials}) == len(study.trials)
     workers = {t.user_attrs["worker"] for t in finished}
     assert len(workers) == 2, "both hosts should have contributed trials"
+    # The password of --storage is masked in what the hosts printed and wrote.
+    assert all("usbench:***@127.0.0.1" in out and PASSWORD not in out for out in outputs)
+    leaks = [p for p in tmp_path.rglob("*") if p.is_file() and PASSWORD.encode() in p.read_bytes()]
+    assert leaks == []
+
+
+@pytest.mark.slow
+def test_a_url_without_password_takes_it_from_pgpassword(postgres_url, monkeypatch):
+    from usbench.errors import ConfigError
+    from usbench.study import open_storage
+
+    bare = postgres_url.replace(f":{PASSWORD}@", "@")
+    monkeypatch.delenv("PGPASSWORD", raising=False)
+    monkeypatch.setenv("PGPASSFILE", os.devnull)
+    with pytest.raises(ConfigError, match="no password supplied"):
+        open_storage(bare)
+    monkeypatch.setenv("PGPASSWORD", PASSWORD)
+    assert open_storage(bare).get_all_studies() is not None
 
 
 @pytest.mark.slow

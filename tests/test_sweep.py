@@ -262,9 +262,9 @@ def test_unreachable_storage_fails_before_any_work(capsys, isolated_cache):
                    "--storage", "postgresql+psycopg2://u:p@127.0.0.1:9/none") == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("usbench: error: Cannot open the Optuna storage "
-                          "postgresql+psycopg2://u:p@127.0.0.1:9/none (")
-    assert err.endswith("Check --storage: sqlite:///path.db, postgresql+psycopg2://user:pw@host"
-                        "/db or journal:///path.log.")
+                          "postgresql+psycopg2://u:***@127.0.0.1:9/none (")
+    assert err.endswith("Check --storage: sqlite:///path.db, postgresql+psycopg2://user@host/db "
+                        "(its password in PGPASSWORD or ~/.pgpass) or journal:///path.log.")
     assert not isolated_cache.exists()
 
 

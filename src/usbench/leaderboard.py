@@ -27,6 +27,7 @@ import numpy as np
 
 from usbench.errors import ConfigError
 from usbench.record import Tag
+from usbench.redact import redact
 from usbench.report import fold_span, plots, to_html, to_markdown
 
 log = logging.getLogger("usbench")
@@ -314,7 +315,7 @@ def leaderboard(uri: str, experiments: list[str] | None, out: Path,
         extra = (f" ({board.skipped_partial} partial-data run(s) left out: pass "
                  "--include-partial)" if board.skipped_partial else "")
         raise ConfigError(
-            f"No finished runs in {where} at {uri}{extra}. Make some with `usbench run "
+            f"No finished runs in {where} at {redact(uri)}{extra}. Make some with `usbench run "
             "--model rf --features mfcc-stats` or `usbench sweep ...`."
         )
     out.mkdir(parents=True, exist_ok=True)

@@ -49,6 +49,13 @@ def plot_confusion(cm: np.ndarray, classes: tuple[str, ...], path: Path, title: 
     plt.close(fig)
 
 
+def write_json(path: Path, value: dict) -> None:
+    """Write `value` as indented JSON, every password in it masked (see usbench.redact)."""
+    from usbench.redact import redact
+
+    path.write_text(json.dumps(redact(value), indent=2, default=str) + "\n")
+
+
 def write_run(folder: Path, result: dict, config: dict, folds: list[FoldResult],
               scores: Scores, classes: tuple[str, ...], clip_ids: list[str]) -> Path:
     """Write the local record of one run and return its folder.
@@ -63,8 +70,8 @@ def write_run(folder: Path, result: dict, config: dict, folds: list[FoldResult],
     from sklearn.metrics import classification_report
 
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "result.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
-    (folder / "config.json").write_text(json.dumps(config, indent=2, default=str) + "\n")
+    write_json(folder / "result.json", result)
+    write_json(folder / "config.json", config)
     _confusion_frame(scores.confusion, classes).to_csv(folder / "confusion_matrix.csv")
     for fold, cm in scores.fold_confusion.items():
         _confusion_frame(cm, classes).to_csv(folder / f"confusion_matrix_fold{fold}.csv")

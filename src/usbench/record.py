@@ -170,8 +170,6 @@ def record(*, model: str, features: str, params: dict, seed: int, inp: Inputs, r
     Args:
         final_estimator: a model fitted on all present folds, saved for ``usbench predict``.
     """
-    import json
-
     from usbench import metrics, outputs, tracking
     from usbench.config import fingerprint
     from usbench.paths import results_dir
@@ -268,7 +266,7 @@ def record(*, model: str, features: str, params: dict, seed: int, inp: Inputs, r
         tags=tags, artifacts=folder, parent_run_id=how.parent_run_id))
     if run_id:
         result["mlflow_run_id"] = run_id
-        (folder / "result.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
+        outputs.write_json(folder / "result.json", result)
     return RunOutcome(config_id=config_id, scores=scores, folds=results, folder=folder,
                       run_id=run_id, tracking_uri=uri, partial=inp.partial,
                       fold_plan=ds.fold_plan)
@@ -285,11 +283,12 @@ def record_failure(*, name: str, model: str, features: str, params: dict, error:
     """
     from usbench import tracking
     from usbench.paths import results_dir
+    from usbench.redact import redact
 
     results = results_dir()
     folder = results / "runs" / name
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "error.txt").write_text(error + "\n")
+    (folder / "error.txt").write_text(redact(error) + "\n")
     return tracking.log_run(
         tracking.tracking_uri(tracking_uri), results / "mlartifacts",
         tracking.RunLog(experiment=experiment, run_name=name,

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from usbench.errors import ConfigError
 from usbench.record import Tag
+from usbench.redact import redact
 
 log = logging.getLogger("usbench")
 
@@ -66,10 +67,11 @@ def open_storage(url: str):
         )
     except Exception as exc:
         reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else repr(exc)
-        raise ConfigError(
+        raise ConfigError(redact(
             f"Cannot open the Optuna storage {url} ({reason}). Check --storage: "
-            "sqlite:///path.db, postgresql+psycopg2://user:pw@host/db or journal:///path.log."
-        ) from None
+            "sqlite:///path.db, postgresql+psycopg2://user@host/db (its password in PGPASSWORD "
+            "or ~/.pgpass) or journal:///path.log."
+        )) from None
 
 
 @dataclass(frozen=True)
@@ -213,5 +215,5 @@ def close_abandoned_runs(uri: str, study: str, abandoned) -> list[str]:
         return closed
     except Exception as exc:
         why = str(exc) if isinstance(exc, UsbenchError) else f"at {uri} ({short_reason(exc)})."
-        log.warning(f"warning: could not check MLflow for abandoned sweep runs: {why}")
+        log.warning(redact(f"warning: could not check MLflow for abandoned sweep runs: {why}"))
         return []

@@ -32,6 +32,7 @@ from usbench.build import Inputs
 from usbench.config import SweepConfig
 from usbench.errors import ConfigError
 from usbench.record import RecordSpec, Tag
+from usbench.redact import redact
 from usbench.study import (
     FINISHED,
     Target,
@@ -143,7 +144,7 @@ class Objective:
             state = "interrupted"
             raise
         except Exception as exc:
-            state, error = "failed", f"{type(exc).__name__}: {exc}"
+            state, error = "failed", redact(f"{type(exc).__name__}: {exc}")
             trial.set_user_attr("error", error[:2000])
             raise
         finally:
@@ -218,7 +219,7 @@ def run_study(cfg: SweepConfig, inp: Inputs, name: str, storage_url: str, target
     study = load_study(name, storage, target)
     if parent_run_id:  # the newest sweep run of this study, for optuna-dashboard users
         study.set_user_attr(Tag.MLFLOW_PARENT_RUN_ID, parent_run_id)
-        study.set_user_attr(Tag.TRACKING_URI, tracking.tracking_uri(cfg.tracking_uri))
+        study.set_user_attr(Tag.TRACKING_URI, redact(tracking.tracking_uri(cfg.tracking_uri)))
     stale = fail_stale_trials(study)
     if stale:
         log.info(f"study '{name}': failed {len(stale)} trial(s) left running by a dead "

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from usbench.errors import ConfigError, TrackingError, UsbenchError
 from usbench.mlflow_store import ensure_store, quiet_mlflow, short_reason
+from usbench.redact import redact
 
 log = logging.getLogger("usbench")
 
@@ -36,7 +37,8 @@ def tracking_uri(given: str | None = None) -> str:
 
 
 def ui_command(uri: str) -> str:
-    """The command that opens the MLflow UI on `uri`."""
+    """The command that opens the MLflow UI on `uri` (its password masked)."""
+    uri = redact(uri)
     if uri.startswith(("http://", "https://")):
         return f"open {uri}"
     import shutil
@@ -150,7 +152,7 @@ def log_run(uri: str, artifact_root: Path, run: RunLog) -> str | None:
         from mlflow.entities import Metric, Param, RunTag
 
         exp_id = _experiment_id(client, run.experiment, artifact_root)
-        tags = dict(run.tags)
+        tags = {k: redact(str(v)) for k, v in run.tags.items()}
         if run.parent_run_id:
             tags["mlflow.parentRunId"] = run.parent_run_id
         created = client.create_run(exp_id, run_name=run.run_name, tags=tags,
@@ -160,7 +162,7 @@ def log_run(uri: str, artifact_root: Path, run: RunLog) -> str | None:
         metrics = [Metric(k, float(v), now, 0) for k, v in run.metrics.items()]
         metrics += [Metric(k, float(v), now, int(step))
                     for k, series in run.step_metrics.items() for step, v in series]
-        params = [Param(k, str(v)[:6000]) for k, v in sorted(run.params.items())]
+        params = [Param(k, redact(str(v))[:6000]) for k, v in sorted(run.params.items())]
         for i in range(0, max(len(params), len(metrics), 1), 100):
             client.log_batch(run_id, metrics=metrics[i : i + 100], params=params[i : i + 100],
                              tags=[RunTag(k, v) for k, v in tags.items()] if i == 0 else [])
@@ -187,8 +189,8 @@ def log_run(uri: str, artifact_root: Path, run: RunLog) -> str | None:
 def _could_not(what: str, uri: str, exc: Exception) -> str:
     """``could not <what> MLflow at <uri> (<reason>).``, or our own one-line message as is."""
     if isinstance(exc, UsbenchError):
-        return f"could not {what} MLflow: {exc}"
-    return f"could not {what} MLflow at {uri} ({short_reason(exc)})."
+        return redact(f"could not {what} MLflow: {exc}")
+    return redact(f"could not {what} MLflow at {uri} ({short_reason(exc)}).")
 
 
 def _unreachable(exc: BaseException) -> bool:
@@ -208,12 +210,13 @@ def _unreachable(exc: BaseException) -> bool:
 def read_error(uri: str, exc: Exception) -> TrackingError:
     """The one-line error for a store that cannot be read: unreachable server or other."""
     if uri.startswith(("http://", "https://")) and _unreachable(exc):
-        return TrackingError(
+        return TrackingError(redact(
             f"Cannot reach the MLflow tracking server at {uri} ({short_reason(exc)}). Start the "
             "server, or pass the right --tracking-uri."
-        )
-    return TrackingError(f"Could not read the MLflow store at {uri} ({short_reason(exc)}). Check "
-                         "that it is an MLflow tracking store, or pass --tracking-uri for another.")
+        ))
+    return TrackingError(redact(
+        f"Could not read the MLflow store at {uri} ({short_reason(exc)}). Check that it is an "
+        "MLflow tracking store, or pass --tracking-uri for another."))
 
 
 def start_parent(uri: str, artifact_root: Path, experiment: str, run_name: str,
@@ -224,8 +227,10 @@ def start_parent(uri: str, artifact_root: Path, experiment: str, run_name: str,
         from mlflow.entities import Param, RunTag
 
         exp_id = _experiment_id(client, experiment, artifact_root)
+        tags = {k: redact(str(v)) for k, v in tags.items()}
         run_id = client.create_run(exp_id, run_name=run_name, tags=tags).info.run_id
-        client.log_batch(run_id, params=[Param(k, str(v)[:6000]) for k, v in params.items()],
+        client.log_batch(run_id, params=[Param(k, redact(str(v))[:6000])
+                                         for k, v in params.items()],
                          tags=[RunTag(k, v) for k, v in tags.items()])
         return run_id
     except Exception as exc:
@@ -243,13 +248,13 @@ def finish_parent(uri: str, run_id: str, metrics: dict[str, float], tags: dict[s
 
         now = int(time.time() * 1000)
         client.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()],
-                         tags=[RunTag(k, str(v)[:5000]) for k, v in tags.items()])
+                         tags=[RunTag(k, redact(str(v))[:5000]) for k, v in tags.items()])
         if artifacts is not None:
             client.log_artifacts(run_id, str(artifacts))
         client.set_terminated(run_id, status)
     except Exception as exc:
-        log.warning(f"warning: could not finish MLflow run {run_id} at {uri} "
-                    f"({short_reason(exc)}).")
+        log.warning(redact(f"warning: could not finish MLflow run {run_id} at {uri} "
+                           f"({short_reason(exc)})."))
 
 
 # Per-fold metrics (step = fold) that the leaderboard reads back.
@@ -288,7 +293,7 @@ def _fetch_runs(client, uri: str, experiments: list[str] | None) -> tuple[list[d
         if name not in known:
             close = difflib.get_close_matches(name, names, n=1, cutoff=0.5)
             hint = f" Did you mean '{close[0]}'?" if close else ""
-            raise ConfigError(f"Unknown experiment '{name}' in {uri}.{hint} "
+            raise ConfigError(f"Unknown experiment '{name}' in {redact(uri)}.{hint} "
                               f"Available: {', '.join(names) or 'none'}.")
     runs = []
     for name in wanted:

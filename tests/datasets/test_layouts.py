@@ -330,3 +330,98 @@ def test_other_generated_folds_reuse_the_cached_features(tmp_path, capsys):
     b = _open(root, dataset="folders", n_folds=2, fold_seed=4)
     assert a.fingerprint() != b.fingerprint()
     assert a.content_fingerprint() == b.content_fingerprint()
+
+
+# --- paths stay under the root -----------------------------------------------------------------
+
+def _side(root, text):
+    (root / "usbench.toml").write_text(text)
+
+
+@pytest.mark.parametrize("key, value, fix", [
+    ("table", "/etc/os-release", "pass --table for one elsewhere"),
+    ("table", "../elsewhere/train.csv", "pass --table for one elsewhere"),
+    ("audio_dir", "../elsewhere", "point --data at the folder that holds both"),
+])
+def test_usbench_toml_paths_outside_the_root_are_refused(tmp_path, key, value, fix):
+    root = competition_root(tmp_path / "comp")
+    shutil.copytree(root, tmp_path / "elsewhere")
+    keys = {"table": "train.csv", "audio_dir": "Train", key: value}
+    _side(root, 'file = "ID"\nlabel = "Class"\nextension = ".wav"\n'
+          + "".join(f'{k} = "{v}"\n' for k, v in keys.items()))
+    with pytest.raises(DatasetError) as err:
+        _open(root, dataset="csv")
+    assert str(err.value).startswith(f"{root / 'usbench.toml'}: {key} {value!r} leads outside "
+                                     f"the dataset root {root}.")
+    assert fix in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_link_out_of_the_root_named_by_usbench_toml_is_refused(tmp_path):
+    root = competition_root(tmp_path / "comp")
+    (tmp_path / "secret.csv").write_text("ID,Class\n1,cat\n")
+    (root / "list.csv").symlink_to(tmp_path / "secret.csv")
+    _side(root, 'table = "list.csv"\nfile = "ID"\nlabel = "Class"\naudio_dir = "Train"\n')
+    with pytest.raises(DatasetError, match=r"usbench\.toml: table 'list\.csv' leads outside"):
+        _open(root, dataset="csv")
+
+
+def test_the_table_flag_may_name_a_table_elsewhere(tmp_path):
+    root = competition_root(tmp_path / "comp")
+    outside = tmp_path / "lists" / "mine.csv"
+    outside.parent.mkdir()
+    shutil.copy(root / "train.csv", outside)
+    _side(root, 'file = "ID"\nlabel = "Class"\naudio_dir = "Train"\nextension = ".wav"\n')
+    ds = _open(root, dataset="csv", table=str(outside))
+    assert ds.table == outside and len(ds.clips) == 20
+
+
+@pytest.mark.parametrize("cell", ["{elsewhere}/1.wav", "../elsewhere/Train/1.wav", "link.wav"])
+def test_file_column_entries_outside_the_root_are_refused(tmp_path, cell):
+    root = competition_root(tmp_path / "comp")
+    elsewhere = shutil.copytree(root, tmp_path / "elsewhere")
+    (root / "link.wav").symlink_to(elsewhere / "Train" / "1.wav")
+    table = pd.read_csv(root / "train.csv")
+    table["ID"] = "Train/" + table["ID"].astype(str) + ".wav"
+    table.loc[3, "ID"] = cell.format(elsewhere=elsewhere / "Train")
+    table.to_csv(root / "list.csv", index=False)
+    _side(root, 'table = "list.csv"\nfile = "ID"\nlabel = "Class"\n')
+    with pytest.raises(DatasetError) as err:
+        _open(root, dataset="csv")
+    assert str(err.value).startswith(
+        f"{root / 'list.csv'} line 5: ID '{table.loc[3, 'ID']}' leads outside the dataset root "
+        f"{root}.")
+
+
+def test_urbansound8k_file_names_outside_the_root_are_refused(tiny_root, tmp_path):
+    csv = tiny_root / "metadata" / "UrbanSound8K.csv"
+    table = pd.read_csv(csv)
+    table.loc[2, "slice_file_name"] = "../../../../etc/os-release"
+    table.to_csv(csv, index=False)
+    with pytest.raises(DatasetError, match=r"UrbanSound8K\.csv line 4: slice_file_name "
+                                           r"'\.\./\.\./\.\./\.\./etc/os-release' leads outside"):
+        _open(tiny_root, allow_missing=True)
+
+
+def test_a_class_folder_link_out_of_the_root_is_refused(tmp_path):
+    root = folders_root(tmp_path / "pets", classes=("cat", "dog"), per_class=4)
+    tone(tmp_path / "private.wav", 0, 1)
+    (root / "cat" / "x.wav").symlink_to(tmp_path / "private.wav")
+    with pytest.raises(DatasetError, match=r"cat/x\.wav is a link to a file outside the dataset "
+                                           r"root"):
+        _open(root, dataset="folders", n_folds=2)
+
+
+def test_links_inside_the_root_are_kept(tmp_path):
+    root = folders_root(tmp_path / "pets", classes=("cat", "dog"), per_class=4)
+    (root / "cat" / "alias.wav").symlink_to(root / "dog" / "200_0.wav")
+    assert "cat/alias.wav" in set(_open(root, dataset="folders", n_folds=2).clips["clip_id"])
+
+
+def test_a_table_that_is_not_a_csv_is_not_quoted(tmp_path):
+    root = competition_root(tmp_path / "comp")
+    (root / "notes.txt").write_text('PRETTY_NAME="private text"\nMORE=1\n')
+    _side(root, 'table = "notes.txt"\nfile = "ID"\nlabel = "Class"\n')
+    with pytest.raises(DatasetError) as err:
+        _open(root, dataset="csv")
+    assert "private" not in str(err.value)
+    assert str(err.value).startswith(f"{root / 'notes.txt'} is not a table of clips")

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from usbench import __version__
 from usbench.errors import UsbenchError
+from usbench.redact import RedactFilter, redact
 
 log = logging.getLogger("usbench")
 
@@ -48,6 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.addFilter(RedactFilter())
     log.handlers[:] = [handler]
     log.setLevel(logging.INFO)
     log.propagate = False
@@ -60,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsbenchError as exc:
         if args.debug:
             raise
-        print(f"usbench: error: {exc}", file=sys.stderr)
+        print(f"usbench: error: {redact(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("usbench: interrupted; finished work is kept and the next run resumes it.",

@@ -38,6 +38,7 @@ def add(sub) -> None:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from usbench.config import SweepConfig, load_config_file
+    from usbench.redact import redact
     from usbench.sweep import sweep
 
     cfg = evaluation_config(SweepConfig, "sweep", args)
@@ -61,7 +62,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print_fold_plan(out.nested_run.fold_plan, out.nested_run.folder)
         print(f"local record: {out.nested_run.folder}")
     else:
-        print(f"study '{out.study_name}' in {out.storage}: {out.n_trials} finished trials")
+        print(f"study '{out.study_name}' in {redact(out.storage)}: {out.n_trials} finished "
+              "trials")
         print(f"best trial {out.best_trial}: accuracy {out.best_value:.3f} (selected on CV: "
               "the same folds chose and scored it; use --nested for an unbiased estimate)")
         print(f"best parameters: {out.best_params}")

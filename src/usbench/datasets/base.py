@@ -228,8 +228,16 @@ def check_root(root: Path) -> None:
         )
 
 
-def _stat_all(paths: Sequence[str]) -> tuple[list[int], list[int], list[bool]]:
-    """(sizes, mtimes in ns, present) of `paths`; one scandir per folder.
+def inside(path: str, root: Path) -> bool:
+    """True when `path`, its links and ``..`` resolved, is `root` (a resolved folder) or under
+    it."""
+    return Path(os.path.realpath(path)).is_relative_to(root)
+
+
+def _stat_all(paths: Sequence[str], root: Path
+              ) -> tuple[list[int], list[int], list[bool], int | None]:
+    """(sizes, mtimes in ns, present) of `paths`, and the index of the first path that leads
+    outside `root` (None: none does); one scandir and one realpath per folder.
 
     A missing file is absent, with size and mtime -1. An entry that is there but is no
     readable regular file (a symbolic link loop, a dangling link, a folder, one that may not
@@ -238,8 +246,9 @@ def _stat_all(paths: Sequence[str]) -> tuple[list[int], list[int], list[bool]]:
     unlisted link loop does not matter.
     """
     listings: dict[str, dict[str, os.DirEntry] | None] = {}
-    sizes, mtimes, present = [], [], []
-    for p in paths:
+    folder_inside: dict[str, bool] = {}
+    sizes, mtimes, present, outside = [], [], [], None
+    for i, p in enumerate(paths):
         folder, name = os.path.split(p)
         if folder not in listings:
             try:
@@ -249,8 +258,13 @@ def _stat_all(paths: Sequence[str]) -> tuple[list[int], list[int], list[bool]]:
                 listings[folder] = {}
             except OSError:  # a folder that may not be listed: each file on its own
                 listings[folder] = None
+            folder_inside[folder] = inside(folder, root)
         listing = listings[folder]
         here = os.path.lexists(p) if listing is None else name in listing
+        link = here and (os.path.islink(p) if listing is None else listing[name].is_symlink())
+        if outside is None and not (folder_inside[folder] and name != ".."
+                                    and (not link or inside(p, root))):
+            outside = i
         try:
             st = (os.stat(p) if listing is None else listing[name].stat()) if here else None
         except OSError:
@@ -259,22 +273,40 @@ def _stat_all(paths: Sequence[str]) -> tuple[list[int], list[int], list[bool]]:
         sizes.append(st.st_size if regular else -1)
         mtimes.append(st.st_mtime_ns if regular else -1)
         present.append(here)
-    return sizes, mtimes, present
+    return sizes, mtimes, present, outside
 
 
 def assemble(name: str, root: Path, classes: tuple[str, ...],
              rows: pd.DataFrame | dict[str, Sequence], *, table: Path, allow_missing: bool,
-             fold_plan: FoldPlan = OFFICIAL) -> Dataset:
+             fold_plan: FoldPlan = OFFICIAL, column: str | None = None) -> Dataset:
     """Look the listed clips up on disk and build the Dataset.
 
     Args:
-        rows: one row per listed clip, columns ``CLIP_COLUMNS`` (``path`` absolute): a
-            DataFrame or a dict of equal-length sequences.
+        root: the resolved root folder: every clip must resolve under it (links and ``..``
+            followed).
+        rows: one row per listed clip, columns ``CLIP_COLUMNS`` (``path`` absolute) and
+            optionally ``line`` (the row's line in `table`, for messages): a DataFrame or a
+            dict of equal-length sequences.
         table: the file that lists the clips, for messages.
         allow_missing: when False, any listed clip absent from disk raises DatasetError.
+        column: the table's column of file names, for messages (None: found by a scan).
+
+    Raises:
+        DatasetError: a clip outside the root, or clips missing (unless `allow_missing`).
     """
     given = {c: list(rows[c]) for c in CLIP_COLUMNS}
-    sizes, mtimes, present = _stat_all(given["path"])
+    sizes, mtimes, present, outside = _stat_all(given["path"], root)
+    if outside is not None:
+        clip = given["clip_id"][outside]
+        if column is None:
+            raise DatasetError(
+                f"{given['path'][outside]} is a link to a file outside the dataset root "
+                f"{root}. Copy the file under the root, or remove the link.")
+        where = f"{table} line {list(rows['line'])[outside]}" if "line" in rows else str(table)
+        raise DatasetError(
+            f"{where}: {column} '{clip}' leads outside the dataset root {root}. File names "
+            "in the table must stay under the root (no absolute paths, no '..', no links out "
+            "of it): fix the row, or move the audio under the root.")
     given.update(size=sizes, mtime_ns=mtimes, present=present)
     order = sorted(range(len(sizes)), key=lambda i: (given["fold"][i], given["clip_id"][i]))
     columns = {c: [values[i] for i in order] for c, values in given.items()}
@@ -318,5 +350,7 @@ def open_root(name: str, root: Path, *, allow_missing: bool) -> Dataset:
         "class_id": table["classID"],
         "fold": table["fold"],
         "recording": table["fsID"],
+        "line": table["line"],
     }
-    return assemble(name, root, classes, rows, table=csv, allow_missing=allow_missing)
+    return assemble(name, root, classes, rows, table=csv, allow_missing=allow_missing,
+                    column="slice_file_name")

@@ -98,7 +98,8 @@ def open_csv(root: Path, cfg) -> Dataset:
         "path": [str(audio / n) for n in names],
         "label": labels.to_numpy(),
         "class_id": labels.map({c: i for i, c in enumerate(classes)}).to_numpy(),
+        "line": table["line"].to_numpy(),
     })
     rows, plan = folds_and_recordings(rows, table, opts, cfg, str(csv))
     return assemble("csv", root, classes, rows, table=csv, allow_missing=cfg.allow_missing,
-                    fold_plan=plan)
+                    fold_plan=plan, column=opts.file)

@@ -80,8 +80,10 @@ def _open(name: str, root: Path, table: pd.DataFrame, classes: tuple[str, ...],
         "class_id": class_ids.to_numpy(),
         "fold": table["fold"],
         "recording": table["src_file"].astype(str),
+        "line": table["line"].to_numpy(),
     })
-    return assemble(name, root, classes, rows, table=root / META, allow_missing=allow_missing)
+    return assemble(name, root, classes, rows, table=root / META, allow_missing=allow_missing,
+                    column="filename")
 
 
 def open_esc50(root: Path, cfg) -> Dataset:

@@ -78,9 +78,32 @@ def read_side_file(root: Path) -> dict:
     return data
 
 
+def _check_inside(root: Path, key: str, value: str, fix: str) -> None:
+    """A path named by `key` of ``<root>/usbench.toml`` must stay under the root (`root`
+    resolved; the path's links and ``..`` resolved too)."""
+    from usbench.datasets.base import inside
+
+    if not inside(str(root / value), root):
+        raise DatasetError(f"{root / SIDE_FILE}: {key} {value!r} leads outside the dataset "
+                           f"root {root}. Paths in {SIDE_FILE} are relative to the root and "
+                           f"stay under it: {fix}")
+
+
 def table_options(root: Path, cfg) -> TableOptions:
-    """The root's ``usbench.toml`` with the flags of `cfg` (a DataConfig) over it."""
+    """The root's ``usbench.toml`` with the flags of `cfg` (a DataConfig) over it.
+
+    Args:
+        root: the resolved dataset root; the table and audio_dir that ``usbench.toml`` names
+            must be under it (a ``--table`` flag may point anywhere).
+    """
     side = read_side_file(root)
+    if "table" in side and cfg.table is None:
+        _check_inside(root, "table", side["table"],
+                      "move the table under the root, or pass --table for one elsewhere.")
+    if "audio_dir" in side:
+        _check_inside(root, "audio_dir", side["audio_dir"],
+                      "move the audio under the root, or point --data at the folder that "
+                      "holds both the table and the audio.")
     opts = TableOptions(**side, source=str(root / SIDE_FILE)) if side else TableOptions()
     flags = {key: getattr(cfg, attr) for key, attr in FLAGS.items()
              if getattr(cfg, attr) is not None}

@@ -25,14 +25,20 @@ def read_columns(csv: Path, opts: TableOptions, needed: dict[str, str | None]) -
         needed: role ("file", "label", ...) -> column name (None: not used).
     """
     table = read_table(csv, "Table")
+    have = [str(c) for c in table.columns if c != "line"]
+    if len(have) < 2:  # not a clip table: its first line is not shown, it may be anything
+        raise DatasetError(
+            f"{csv} is not a table of clips: its first line is not a header of two or more "
+            "comma-separated column names (file, label, ...). Check --table, or the table key "
+            "in usbench.toml.")
     for role, col in needed.items():
         if col is None:
             continue
         if col not in table.columns:
-            have = ", ".join(c for c in table.columns if c != "line")
             raise DatasetError(
                 f"{csv} has no column '{col}' (the {role} column, from {opts.source}); it has "
-                f"{have}. Name the right column with --{role}-column or in usbench.toml.")
+                f"{', '.join(have)}. Name the right column with --{role}-column or in "
+                "usbench.toml.")
         empty = table[table[col].isna() | (table[col].astype(str).str.strip() == "")]
         if len(empty):
             raise DatasetError(f"{csv} line {empty['line'].iloc[0]}: the {role} column "

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from usbench.errors import ConfigError, UsbenchError
+from usbench.redact import redact
 from usbench.tracking import open_client, read_error
 
 log = logging.getLogger("usbench")
@@ -56,8 +57,8 @@ def load_model(uri: str, *, run_id: str | None = None, model_uri: str | None = N
             if exc.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
                 raise read_error(uri, exc) from None
             raise ConfigError(
-                f"No MLflow run '{run_id}' in {uri}. Copy the run id printed by `usbench run`, "
-                "or pass --tracking-uri for another store."
+                f"No MLflow run '{run_id}' in {redact(uri)}. Copy the run id printed by `usbench "
+                "run`, or pass --tracking-uri for another store."
             ) from None
         except Exception as exc:
             raise read_error(uri, exc) from None
@@ -117,10 +118,10 @@ def _no_model(client, uri: str, run_id: str | None, model_uri: str) -> str:
         except Exception as exc:
             raise read_error(uri, exc) from None
         if not versions:
-            return (f"No registered model '{name}' in {uri}. Register one with `usbench run "
-                    "... --save-model --register NAME`, or check the name.")
-        return (f"Registered model '{name}' has no version '{version}' in {uri} (versions: "
-                f"{', '.join(map(str, versions))}). Pass models:/{name}/<version>.")
-    return f"No MLflow model at {model_uri} in {uri}. Check the model URI."
+            return (f"No registered model '{name}' in {redact(uri)}. Register one with `usbench "
+                    "run ... --save-model --register NAME`, or check the name.")
+        return (f"Registered model '{name}' has no version '{version}' in {redact(uri)} "
+                f"(versions: {', '.join(map(str, versions))}). Pass models:/{name}/<version>.")
+    return f"No MLflow model at {model_uri} in {redact(uri)}. Check the model URI."
 
 
