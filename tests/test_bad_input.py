@@ -135,6 +135,14 @@ CASES = {
                                     "http://127.0.0.1:9"),
     "predict non-audio": (lambda r, t, e: ((t / "a.wav").write_text("x"), [
         "predict", str(t / "a.wav"), "--run", "0123456789abcdef"])[1], "0123456789abcdef"),
+    # runs not lost
+    "run on an unreachable tracking server": (
+        lambda r, t, e: RUN + ["--data", str(r), "--tracking-uri", "http://127.0.0.1:9"],
+        "(connection refused). The complete result is kept in {tmp}/results/runs/"),
+    "run whose artifacts cannot be logged": (
+        lambda r, t, e: ((t / "results").mkdir(), (t / "results" / "mlartifacts").write_text(
+            "x"), RUN + ["--data", str(r)])[2],
+        "is marked FAILED. The complete result is kept in {tmp}/results/runs/"),
 }
 
 

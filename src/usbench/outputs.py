@@ -1,6 +1,8 @@
 """A run's local record: ``results/runs/<run name>/`` with the JSON result and artifacts.
 
-Written before anything is sent to MLflow, so the result survives any tracking failure.
+Written before anything is sent to MLflow, so the result survives any tracking failure, and
+whole or not at all: into a temporary folder beside it, renamed into place when complete.
+Every run gets its own folder (``-2``, ``-3``, ... when runs start in the same second).
 Files: ``result.json``, ``config.json``, ``confusion_matrix.csv`` and ``.png`` (summed over
 folds; the plot is row-normalised), ``confusion_matrix_fold<N>.csv``, ``predictions.csv``,
 ``classification_report.txt``.
@@ -8,7 +10,13 @@ folds; the plot is row-normalised), ``confusion_matrix_fold<N>.csv``, ``predicti
 
 from __future__ import annotations
 
+import errno
+import itertools
 import json
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +55,49 @@ def plot_confusion(cm: np.ndarray, classes: tuple[str, ...], path: Path, title: 
     fig.colorbar(im, ax=ax, label="fraction of true class")
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def new_folder(parent: Path, name: str) -> Path:
+    """A new, empty folder ``parent/name``, or ``name-2``, ``name-3``, ... when taken (by a run
+    started in the same second, in this process or another): created exclusively."""
+    parent.mkdir(parents=True, exist_ok=True)
+    for n in itertools.count(1):
+        folder = parent / (name if n == 1 else f"{name}-{n}")
+        try:
+            folder.mkdir()
+            return folder
+        except FileExistsError:
+            continue
+    raise AssertionError("unreachable")
+
+
+@contextmanager
+def staged(folder: Path) -> Iterator[Path]:
+    """Write the record `folder` (made by ``new_folder``) whole or not at all: yields a
+    temporary folder beside it, renamed onto it when the block ends; when the block fails,
+    neither is left.
+
+    Raises:
+        CacheError: the disk is full (or over quota): one line, the fix.
+    """
+    tmp = folder.with_name(f".{folder.name}.writing-{os.getpid()}")
+    try:
+        tmp.mkdir()
+        yield tmp
+        os.replace(tmp, folder)  # onto the empty folder new_folder made: atomic
+    except BaseException as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        with suppress(OSError):
+            folder.rmdir()
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            from usbench.errors import CacheError
+
+            raise CacheError(
+                f"Could not write the run's record {folder.name} under {folder.parent.parent}: "
+                f"{exc.strerror or 'no space left on device'} (nothing of it is kept; the "
+                "cached features stay). Free space under results/ and run again."
+            ) from None
+        raise
 
 
 def write_run(folder: Path, result: dict, config: dict, folds: list[FoldResult],
