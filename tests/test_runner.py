@@ -518,3 +518,23 @@ def test_runs_on_features_built_with_skip_bad_are_tagged_partial(tiny_root, in_t
     assert client.get_run(out.run_id).data.tags["usbench.partial"] == "true"
     predicted = pd.read_csv(out.folder / "predictions.csv")["clip_id"]
     assert not set(ids) & set(predicted)
+
+
+def test_what_a_process_killed_while_writing_a_record_left_is_removed(tiny_root_ro, in_tmp):
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()  # a pid no process has
+    runs, host = in_tmp / "results" / "runs", socket.gethostname()
+    (runs / "rf-x-20260101-000000").mkdir(parents=True)
+    (runs / f".rf-x-20260101-000000.writing-{host}-{child.pid}").mkdir()
+    (runs / f".rf-x-20260101-000000.writing-{host}-{child.pid}" / "result.json").write_text("{")
+    kept = ["kept", f".kept.writing-{host}-{os.getpid()}",  # a live process's
+            f".y.writing-elsewhere-{child.pid}"]  # another host's
+    for name in kept:
+        (runs / name).mkdir()
+    out = run_experiment(_cfg(tiny_root_ro, folds=(1,)), progress=False)
+    assert sorted(p.name for p in runs.iterdir()) == sorted([*kept, out.folder.name])

@@ -61,6 +61,7 @@ def new_folder(parent: Path, name: str) -> Path:
     """A new, empty folder ``parent/name``, or ``name-2``, ``name-3``, ... when taken (by a run
     started in the same second, in this process or another): created exclusively."""
     parent.mkdir(parents=True, exist_ok=True)
+    _drop_abandoned(parent)
     for n in itertools.count(1):
         folder = parent / (name if n == 1 else f"{name}-{n}")
         try:
@@ -69,6 +70,23 @@ def new_folder(parent: Path, name: str) -> Path:
         except FileExistsError:
             continue
     raise AssertionError("unreachable")
+
+
+def _drop_abandoned(parent: Path) -> None:
+    """Remove what a process killed while writing a record left: its temporary folder and
+    the empty folder it had made for the record."""
+    import glob
+    import socket
+
+    from usbench.stale_runs import gone
+
+    host = socket.gethostname()
+    for tmp in parent.glob(f".*.writing-{glob.escape(host)}-*"):  # this host's only
+        name, _, pid = tmp.name[1:].rpartition(f".writing-{host}-")
+        if gone(f"{host}:{pid}:"):
+            shutil.rmtree(tmp, ignore_errors=True)
+            with suppress(OSError):
+                (parent / name).rmdir()  # only if empty
 
 
 @contextmanager
@@ -80,7 +98,9 @@ def staged(folder: Path) -> Iterator[Path]:
     Raises:
         CacheError: the disk is full (or over quota): one line, the fix.
     """
-    tmp = folder.with_name(f".{folder.name}.writing-{os.getpid()}")
+    import socket
+
+    tmp = folder.with_name(f".{folder.name}.writing-{socket.gethostname()}-{os.getpid()}")
     try:
         tmp.mkdir()
         yield tmp
