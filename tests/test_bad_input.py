@@ -216,6 +216,14 @@ CASES = {
     "absolute path in the file column": (lambda r, t, e: (
         _table(r, _set("slice_file_name", "/etc/os-release")), RUN + ["--data", str(r)])[1],
         "UrbanSound8K.csv line 5: slice_file_name '/etc/os-release' leads outside"),
+    # runs not lost
+    "run on an unreachable tracking server": (
+        lambda r, t, e: RUN + ["--data", str(r), "--tracking-uri", "http://127.0.0.1:9"],
+        "(connection refused). The complete result is kept in {tmp}/results/runs/"),
+    "run whose artifacts cannot be logged": (
+        lambda r, t, e: ((t / "results").mkdir(), (t / "results" / "mlartifacts").write_text(
+            "x"), RUN + ["--data", str(r)])[2],
+        "is marked FAILED. The complete result is kept in {tmp}/results/runs/"),
 }
 
 

@@ -334,3 +334,62 @@ def test_float_clips_beyond_full_scale_are_used_as_they_are_with_one_warning(tin
     assert messages[1] == messages[2] == messages[0]  # from the cache; a combined set: once
     loud = sorted((n["clip_id"], n["peak"]) for n in built.matrix.notes if n["note"] == "loud")
     assert loud == sorted([(clips[0].name, 37.2), (clips[1].name, 3.0)])
+
+
+SLOW_BUILD = """
+import sys, time
+from pathlib import Path
+import usbench.extract as extract
+from usbench.cli import main
+
+started, go = Path(sys.argv[1]), Path(sys.argv[2])
+real = extract.run_chunks
+
+
+def held(*args, **kwargs):  # extraction starts, then waits for the test's word
+    started.touch()
+    while not go.exists():
+        time.sleep(0.05)
+    return real(*args, **kwargs)
+
+
+extract.run_chunks = held
+sys.exit(main(sys.argv[3:]))
+"""
+
+
+def _wait_for(check, what: str, within: float = 120.0):
+    deadline = time.monotonic() + within
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_two_processes_needing_the_same_features_build_them_once(tiny_root_ro, isolated_cache,
+                                                                 tmp_path):
+    """The second process waits for the first (one line says so), then loads its features."""
+    go = tmp_path / "go"
+    argv = ["features", "build", "--features", "mfcc-stats", "--data", str(tiny_root_ro),
+            "--jobs", "1"]
+    procs, errs = [], []
+    try:
+        for name in ("a", "b"):
+            errs.append(tmp_path / f"{name}.err")
+            procs.append(subprocess.Popen(
+                [sys.executable, "-c", SLOW_BUILD, str(tmp_path / f"{name}.started"), str(go),
+                 *argv], stdout=subprocess.PIPE, stderr=errs[-1].open("w"), text=True))
+            if name == "a":
+                _wait_for(lambda: (tmp_path / "a.started").exists(), "the first build to start")
+        _wait_for(lambda: "waiting for another process" in errs[1].read_text(),
+                  "the second process to wait")
+    finally:
+        go.touch()  # never leave a process waiting
+    outs = [p.communicate(timeout=300)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [e.read_text()[-2000:] for e in errs]
+    assert not (tmp_path / "b.started").exists()  # b extracted nothing
+    assert "extracted 200 clips" in outs[0] and "loaded from cache" in outs[1], outs
+    (entry,) = (isolated_cache / "features" / "mfcc-stats").iterdir()
+    assert errs[1].read_text().splitlines() == [
+        f"waiting for another process that builds the same features ({entry})"]
+    assert "waiting" not in errs[0].read_text()

@@ -68,7 +68,7 @@ def test_no_file_under_results_nor_output_holds_the_password(tiny_root_ro, tmp_p
     uri = "http://user:Tr4ck-Pw-31@127.0.0.1:9"  # nothing listens on port 9
     common = ["--model", "logreg", "--features", "mfcc-mean", "--data", str(tiny_root_ro),
               "--jobs", "1", "--tracking-uri", uri]
-    assert run_cli("run", *common, "--folds", "1,2") == 0
+    assert run_cli("run", *common, "--folds", "1,2") == 2  # not logged: an error, record kept
     assert run_cli("sweep", *common, "--trials", "2") == 0
     out = capsys.readouterr()
     assert "http://user:***@127.0.0.1:9" in out.err  # the could-not-log warning, masked

@@ -194,18 +194,108 @@ def test_predict_unreachable_server_is_not_an_unknown_run(capsys):
         "(connection refused). Start the server, or pass the right --tracking-uri."]
 
 
-def test_unreachable_tracking_server_keeps_the_local_result(tiny_root_ro, caplog):
-    caplog.set_level("WARNING", logger="usbench")
-    out = run_experiment(_cfg(tiny_root_ro, folds=(1,), tracking_uri="http://127.0.0.1:9"),
-                         progress=False)
-    assert out.run_id is None
-    local = json.loads((out.folder / "result.json").read_text())
-    assert local["metrics"]["accuracy"] == pytest.approx(out.scores.accuracy)
-    warning = [r.getMessage() for r in caplog.records if r.name == "usbench"]
-    assert warning and warning[0].startswith("warning: could not log to MLflow at "
-                                             "http://127.0.0.1:9 (connection refused).")
-    assert warning[0].endswith(f"The result is kept in {out.folder}.")
+def test_unreachable_tracking_server_is_an_error_naming_the_whole_local_record(
+        tiny_root_ro, in_tmp, capsys):
+    assert run_cli("run", "--model", "logreg", "--features", "mfcc-stats", "--data",
+                   str(tiny_root_ro), "--folds", "1", "--jobs", "1", "--tracking-uri",
+                   "http://127.0.0.1:9") == 2
+    (folder,) = (in_tmp / "results" / "runs").iterdir()
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "usbench: error: Could not log to MLflow at http://127.0.0.1:9 (connection refused). "
+        f"The complete result is kept in {folder}; check the store (--tracking-uri) and run "
+        "again to log it.")
+    local = json.loads((folder / "result.json").read_text())
+    assert local["mlflow_run_id"] is None and 0 <= local["metrics"]["accuracy"] <= 1
+    assert {"config.json", "predictions.csv", "confusion_matrix.png"} <= {
+        p.name for p in folder.iterdir()}
 
+
+def _runs(in_tmp):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{in_tmp / 'results' / 'mlflow.db'}")
+    return client, client.search_runs([e.experiment_id for e in client.search_experiments()])
+
+
+def test_a_logging_failure_marks_the_run_failed_and_exits_non_zero(tiny_root_ro, in_tmp,
+                                                                   capsys):
+    (in_tmp / "results").mkdir()
+    (in_tmp / "results" / "mlartifacts").write_text("not a folder")  # artifacts cannot go
+    assert run_cli("run", "--model", "logreg", "--features", "mfcc-stats", "--data",
+                   str(tiny_root_ro), "--folds", "1", "--jobs", "1") == 2
+    _, (run,) = _runs(in_tmp)
+    assert run.info.status == "FAILED" and run.data.tags["usbench.error"]
+    assert run.data.metrics["accuracy"] >= 0  # what was logged stays
+    (folder,) = (in_tmp / "results" / "runs").iterdir()
+    error = capsys.readouterr().err.splitlines()[-1]
+    assert error.startswith("usbench: error: Could not log to MLflow at sqlite:///")
+    assert f"MLflow run {run.info.run_id} is marked FAILED. The complete result is kept in " \
+           f"{folder};" in error
+    assert json.loads((folder / "result.json").read_text())["metrics"]["accuracy"] >= 0
+
+
+def test_class_names_of_any_characters_reach_mlflow_and_the_leaderboard(tmp_path, in_tmp,
+                                                                        capsys):
+    from tests.datasets.layouts import esc50_root
+
+    root = esc50_root(tmp_path / "esc", per_fold=1)
+    table = pd.read_csv(root / "meta" / "esc50.csv")
+    nasty = {"dog": "dog (bark)", "rooster": 'car, "horn"', "pig": "pig: oink!",
+             "rain": "dog _bark_", "cow": "a//b/../c"}
+    table["category"] = table["category"].replace(nasty)
+    table.to_csv(root / "meta" / "esc50.csv", index=False)
+    assert run_cli("run", "--model", "logreg", "--features", "mfcc-stats", "--data",
+                   str(root), "--folds", "1,2", "--jobs", "1") == 0
+    client, (run,) = _runs(in_tmp)
+    assert run.info.status == "FINISHED"
+    (folder,) = (in_tmp / "results" / "runs").iterdir()
+    names = json.loads((folder / "result.json").read_text())["metric_names"]
+    assert sorted(names.values()) == sorted([*nasty.values(), "sea_waves"])
+    assert names["recall.dog _bark_"] == "dog (bark)"
+    assert names["recall.dog _bark_-2"] == "dog _bark_"  # unique keys
+    recall = {k: v for k, v in run.data.metrics.items() if k.startswith("recall.")}
+    assert set(recall) == set(names)
+    # the metric_names artifact maps the keys back to the real names
+    local = client.download_artifacts(run.info.run_id, "result.json", str(tmp_path))
+    assert json.loads(open(local).read())["metric_names"] == names
+    capsys.readouterr()
+    assert run_cli("leaderboard") == 0
+    assert " logreg  mfcc-stats " in capsys.readouterr().out
+
+
+def test_three_identical_runs_in_one_second_get_three_folders(tiny_root_ro, in_tmp,
+                                                              monkeypatch):
+    import time
+
+    monkeypatch.setattr(time, "strftime", lambda fmt, *a: "20260101-000000")
+    folders = [run_experiment(_cfg(tiny_root_ro, folds=(1,)), progress=False).folder
+               for _ in range(3)]
+    assert [f.name.removeprefix(folders[0].name) for f in folders] == ["", "-2", "-3"]
+    assert all((f / "result.json").is_file() for f in folders)
+    _, runs = _runs(in_tmp)
+    assert sorted(r.info.run_name for r in runs) == sorted(f.name for f in folders)
+
+
+def test_a_full_disk_under_results_is_one_line_and_leaves_no_partial_folder(
+        tiny_root_ro, in_tmp, isolated_cache, monkeypatch, capsys):
+    import errno
+
+    from usbench import outputs
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(outputs, "plot_confusion", full)  # half the record is written by then
+    assert run_cli("run", "--model", "logreg", "--features", "mfcc-stats", "--data",
+                   str(tiny_root_ro), "--folds", "1", "--jobs", "1") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert [line for line in err if "error" in line] == err[-1:]  # the last line, the only one
+    assert err[-1].startswith("usbench: error: Could not write the run's record logreg-")
+    assert err[-1].endswith(f"under {in_tmp / 'results'}: No space left on device (nothing of "
+                           "it is kept; the cached features stay). Free space under results/ "
+                           "and run again.")
+    assert list((in_tmp / "results" / "runs").iterdir()) == []
+    assert list(isolated_cache.glob("features/mfcc-stats/*/features.npy"))  # features stay
 
 
 def test_unknown_model(capsys):
@@ -428,3 +518,23 @@ def test_runs_on_features_built_with_skip_bad_are_tagged_partial(tiny_root, in_t
     assert client.get_run(out.run_id).data.tags["usbench.partial"] == "true"
     predicted = pd.read_csv(out.folder / "predictions.csv")["clip_id"]
     assert not set(ids) & set(predicted)
+
+
+def test_what_a_process_killed_while_writing_a_record_left_is_removed(tiny_root_ro, in_tmp):
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()  # a pid no process has
+    runs, host = in_tmp / "results" / "runs", socket.gethostname()
+    (runs / "rf-x-20260101-000000").mkdir(parents=True)
+    (runs / f".rf-x-20260101-000000.writing-{host}-{child.pid}").mkdir()
+    (runs / f".rf-x-20260101-000000.writing-{host}-{child.pid}" / "result.json").write_text("{")
+    kept = ["kept", f".kept.writing-{host}-{os.getpid()}",  # a live process's
+            f".y.writing-elsewhere-{child.pid}"]  # another host's
+    for name in kept:
+        (runs / name).mkdir()
+    out = run_experiment(_cfg(tiny_root_ro, folds=(1,)), progress=False)
+    assert sorted(p.name for p in runs.iterdir()) == sorted([*kept, out.folder.name])

@@ -104,6 +104,26 @@ def test_mlflow_parent_and_trial_runs(three_folds, in_tmp):
         assert "accuracy" in child.data.metrics
 
 
+def test_a_trial_that_cannot_be_logged_is_failed_in_mlflow_and_the_sweep_goes_on(
+        three_folds, in_tmp, caplog):
+    from mlflow.tracking import MlflowClient
+
+    (in_tmp / "results").mkdir()
+    (in_tmp / "results" / "mlartifacts").write_text("not a folder")  # no artifact is logged
+    caplog.set_level("WARNING", logger="usbench")
+    out = sweep(_cfg(three_folds, trials=2), progress=False)
+    assert len(_study(in_tmp, out.study_name).trials) == 2  # both trials count
+    client = MlflowClient(f"sqlite:///{in_tmp / 'results' / 'mlflow.db'}")
+    trials = client.search_runs([e.experiment_id for e in client.search_experiments()],
+                                "tags.`usbench.kind` = 'trial'")
+    assert sorted(r.info.status for r in trials) == ["FAILED", "FAILED"]
+    warnings = [r.getMessage() for r in caplog.records if "is marked FAILED" in r.getMessage()]
+    assert len(warnings) == 2 and all(w.startswith("warning: Could not log to MLflow at ")
+                                      for w in warnings)
+    assert all((in_tmp / "results" / "runs" / r.info.run_name / "result.json").is_file()
+               for r in trials)
+
+
 @pytest.mark.slow
 def test_failing_trial_is_recorded_and_the_sweep_goes_on(three_folds, in_tmp, monkeypatch):
     from mlflow.tracking import MlflowClient

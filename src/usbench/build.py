@@ -110,7 +110,6 @@ def warn_loud(notes: list[dict], ds: Dataset) -> None:
 def _build(cfg: BuildConfig, *, progress: bool, on_chunk, dataset: Dataset | None
            ) -> BuiltFeatures:
     from usbench.datasets import open_dataset
-    from usbench.extract import default_jobs, run_chunks
     from usbench.features import get_feature_set
 
     fs = get_feature_set(cfg.features)
@@ -123,46 +122,58 @@ def _build(cfg: BuildConfig, *, progress: bool, on_chunk, dataset: Dataset | Non
     if store.is_complete():
         matrix = store.load()
     else:
-        manifest = store.begin({
-            "key": store.key, "key_inputs": inputs, "dataset": ds.name,
-            "root": str(ds.root), "n_clips": ds.n_clips, "chunk_size": cfg.chunk_size,
-            "shape": list(shape), "dtype": "float32",
-        })
-        size = manifest["chunk_size"]
-        ids, paths = ds.column("clip_id"), ds.column("path")
-        chunks = [(ids[a : a + size], paths[a : a + size]) for a in range(0, len(ids), size)]
-        for path, reason in store.drop_damaged_shards():
-            log.warning(f"warning: cache chunk {path} was damaged ({reason}); it is "
-                        "recomputed.")
-        todo = sorted(set(range(len(chunks))) - store.done_shards())
-        n_todo = sum(len(chunks[i][0]) for i in todo)
-        if n_todo < len(ids):
-            log.info(f"Resuming: {len(ids) - n_todo:,} clips already cached, {n_todo:,} to go")
-        from tqdm import tqdm
-
-        desc = fs.name if cfg.augment is None else f"{fs.name} variants"
-        with tqdm(total=n_todo, desc=desc, unit="clip",
-                  disable=None if progress else True) as bar:
-            def step(i: int, n: int) -> None:
-                bar.update(n)
-                if on_chunk:
-                    on_chunk(i, n)
-
-            # Without --jobs: threads in this process (no spawning, no second import of
-            # librosa; measured faster at 300 and 1,745 clips); audio augmentation is mostly
-            # Python, so it keeps worker processes.
-            threads = cfg.jobs is None and cfg.augment is None
-            run_chunks(store, fs, chunks, todo, cfg.jobs or default_jobs(), on_chunk=step,
-                       augment=cfg.augment, threads=threads)
-        bad = store.bad_so_far()
-        if bad and not cfg.skip_bad:
-            raise _bad_clips_error(bad, len(ids), ds.root)
-        store.finalize(len(chunks), shape)
-        matrix = store.load(computed=n_todo)
+        with store.building(lambda: log.info(
+                f"waiting for another process that builds the same features ({store.path})")):
+            matrix = (store.load() if store.is_complete()  # the other process built them
+                      else _extract(cfg, fs, ds, store, inputs, shape, progress, on_chunk))
     if matrix.bad and not cfg.skip_bad:
         raise _bad_clips_error(matrix.bad, ds.n_clips, ds.root)
     return BuiltFeatures(dataset=ds, feature_set=fs, matrix=matrix,
                          seconds=time.perf_counter() - start)
+
+
+def _extract(cfg: BuildConfig, fs: FeatureSet, ds: Dataset, store: FeatureStore, inputs: dict,
+             shape: tuple, progress: bool, on_chunk) -> FeatureMatrix:
+    """Extract the clips `store` lacks, resuming an interrupted build (the caller holds the
+    entry's build lock)."""
+    from usbench.extract import default_jobs, run_chunks
+
+    manifest = store.begin({
+        "key": store.key, "key_inputs": inputs, "dataset": ds.name,
+        "root": str(ds.root), "n_clips": ds.n_clips, "chunk_size": cfg.chunk_size,
+        "shape": list(shape), "dtype": "float32",
+    })
+    size = manifest["chunk_size"]
+    ids, paths = ds.column("clip_id"), ds.column("path")
+    chunks = [(ids[a : a + size], paths[a : a + size]) for a in range(0, len(ids), size)]
+    for path, reason in store.drop_damaged_shards():
+        log.warning(f"warning: cache chunk {path} was damaged ({reason}); it is "
+                    "recomputed.")
+    todo = sorted(set(range(len(chunks))) - store.done_shards())
+    n_todo = sum(len(chunks[i][0]) for i in todo)
+    if n_todo < len(ids):
+        log.info(f"Resuming: {len(ids) - n_todo:,} clips already cached, {n_todo:,} to go")
+    from tqdm import tqdm
+
+    desc = fs.name if cfg.augment is None else f"{fs.name} variants"
+    with tqdm(total=n_todo, desc=desc, unit="clip",
+              disable=None if progress else True) as bar:
+        def step(i: int, n: int) -> None:
+            bar.update(n)
+            if on_chunk:
+                on_chunk(i, n)
+
+        # Without --jobs: threads in this process (no spawning, no second import of
+        # librosa; measured faster at 300 and 1,745 clips); audio augmentation is mostly
+        # Python, so it keeps worker processes.
+        threads = cfg.jobs is None and cfg.augment is None
+        run_chunks(store, fs, chunks, todo, cfg.jobs or default_jobs(), on_chunk=step,
+                   augment=cfg.augment, threads=threads)
+    bad = store.bad_so_far()
+    if bad and not cfg.skip_bad:
+        raise _bad_clips_error(bad, len(ids), ds.root)
+    store.finalize(len(chunks), shape)
+    return store.load(computed=n_todo)
 
 
 def _build_combined(cfg: BuildConfig, fs: Combined, *, progress: bool, on_chunk,

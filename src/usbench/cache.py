@@ -9,6 +9,8 @@ Layout under ``<cache>/features/<feature name>/<features_key>/``:
   CRC-32 of its rows), written after its rows: the unit of resume.
 - ``features.npy``: the finished matrix, float32 (n_clips, *shape), rows in manifest order.
   With no bad clip it is the partial file renamed: the features are written once.
+- ``.build.lock``: held by the one process that builds the entry; another that needs it
+  waits, then loads what the first built.
 
 The key covers the dataset fingerprint and file stamps, the feature spec and version, the
 decoder, and the versions of librosa, numpy, scipy (MFCCs use ``scipy.fft.dct``, the
@@ -138,6 +140,15 @@ class FeatureStore:
     def is_complete(self) -> bool:
         m = self.manifest()
         return bool(m and m.get("status") == "complete" and self.matrix_path.is_file())
+
+    def building(self, on_wait: Callable[[], None] | None = None):
+        """The entry's build lock (``.build.lock`` in it), as a context manager: one process
+        at a time builds an entry; `on_wait` is called once when another one holds it.
+        The OS releases it when its holder ends, killed or not."""
+        from usbench.locks import exclusive
+        from usbench.paths import writable_dir
+
+        return exclusive(writable_dir(self.path) / ".build.lock", on_wait)
 
     def begin(self, manifest: dict) -> dict:
         """Create the entry, or return the manifest of an interrupted build to resume.

@@ -342,7 +342,7 @@ def _log_report(uri: str, out: Path, board: Board) -> str | None:
     files = [out / n for n in ("leaderboard.md", "leaderboard.html", "leaderboard.json",
                                "leaderboard_files") if (out / n).exists()]
     now = int(time.time() * 1000)
-    return tracking.log_run(uri, results_dir() / "mlartifacts", tracking.RunLog(
+    return tracking.log_run_or_warn(uri, results_dir() / "mlartifacts", tracking.RunLog(
         experiment=experiment, run_name=time.strftime("leaderboard-%Y%m%d-%H%M%S"),
         params={"experiments": ",".join(ranked), "rows": len(board.rows)},
         metrics={}, step_metrics={},

@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -132,20 +131,11 @@ def _inspect(path: Path) -> _StoreState:
                        interrupted=bool(leftovers) or revision is None)
 
 
-@contextmanager
 def _store_lock(path: Path):
-    """Hold an exclusive lock on ``<store>.lock`` (processes that create or mend `path`)."""
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: os.replace alone still never shows a half-made store
-        yield
-        return
-    with open(path.with_name(f".{path.name}.lock"), "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    """An exclusive lock on ``<store>.lock`` (processes that create or mend `path`)."""
+    from usbench.locks import exclusive
+
+    return exclusive(path.with_name(f".{path.name}.lock"))
 
 
 def _migrate(path: Path) -> None:

@@ -1,6 +1,8 @@
 """A run's local record: ``results/runs/<run name>/`` with the JSON result and artifacts.
 
-Written before anything is sent to MLflow, so the result survives any tracking failure.
+Written before anything is sent to MLflow, so the result survives any tracking failure, and
+whole or not at all: into a temporary folder beside it, renamed into place when complete.
+Every run gets its own folder (``-2``, ``-3``, ... when runs start in the same second).
 Files: ``result.json``, ``config.json``, ``confusion_matrix.csv`` and ``.png`` (summed over
 folds; the plot is row-normalised), ``confusion_matrix_fold<N>.csv``, ``predictions.csv``,
 ``classification_report.txt``.
@@ -8,7 +10,13 @@ folds; the plot is row-normalised), ``confusion_matrix_fold<N>.csv``, ``predicti
 
 from __future__ import annotations
 
+import errno
+import itertools
 import json
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +62,69 @@ def write_json(path: Path, value: dict) -> None:
     from usbench.redact import redact
 
     path.write_text(json.dumps(redact(value), indent=2, default=str) + "\n")
+
+
+def new_folder(parent: Path, name: str) -> Path:
+    """A new, empty folder ``parent/name``, or ``name-2``, ``name-3``, ... when taken (by a run
+    started in the same second, in this process or another): created exclusively."""
+    parent.mkdir(parents=True, exist_ok=True)
+    _drop_abandoned(parent)
+    for n in itertools.count(1):
+        folder = parent / (name if n == 1 else f"{name}-{n}")
+        try:
+            folder.mkdir()
+            return folder
+        except FileExistsError:
+            continue
+    raise AssertionError("unreachable")
+
+
+def _drop_abandoned(parent: Path) -> None:
+    """Remove what a process killed while writing a record left: its temporary folder and
+    the empty folder it had made for the record."""
+    import glob
+    import socket
+
+    from usbench.stale_runs import gone
+
+    host = socket.gethostname()
+    for tmp in parent.glob(f".*.writing-{glob.escape(host)}-*"):  # this host's only
+        name, _, pid = tmp.name[1:].rpartition(f".writing-{host}-")
+        if gone(f"{host}:{pid}:"):
+            shutil.rmtree(tmp, ignore_errors=True)
+            with suppress(OSError):
+                (parent / name).rmdir()  # only if empty
+
+
+@contextmanager
+def staged(folder: Path) -> Iterator[Path]:
+    """Write the record `folder` (made by ``new_folder``) whole or not at all: yields a
+    temporary folder beside it, renamed onto it when the block ends; when the block fails,
+    neither is left.
+
+    Raises:
+        CacheError: the disk is full (or over quota): one line, the fix.
+    """
+    import socket
+
+    tmp = folder.with_name(f".{folder.name}.writing-{socket.gethostname()}-{os.getpid()}")
+    try:
+        tmp.mkdir()
+        yield tmp
+        os.replace(tmp, folder)  # onto the empty folder new_folder made: atomic
+    except BaseException as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        with suppress(OSError):
+            folder.rmdir()
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            from usbench.errors import CacheError
+
+            raise CacheError(
+                f"Could not write the run's record {folder.name} under {folder.parent.parent}: "
+                f"{exc.strerror or 'no space left on device'} (nothing of it is kept; the "
+                "cached features stay). Free space under results/ and run again."
+            ) from None
+        raise
 
 
 def write_run(folder: Path, result: dict, config: dict, folds: list[FoldResult],

@@ -52,6 +52,8 @@ class Tag:
     MLFLOW_PARENT_RUN_ID = "usbench.mlflow_parent_run_id"
     TRACKING_URI = "usbench.tracking_uri"
     VERSION_PREFIX = "usbench.version."
+    PROCESS = "usbench.process"
+    LOCAL_RECORD = "usbench.local_record"
 
 
 @dataclass(frozen=True)
@@ -172,6 +174,7 @@ def record(*, model: str, features: str, params: dict, seed: int, inp: Inputs, r
     """
     from usbench import metrics, outputs, tracking
     from usbench.config import fingerprint
+    from usbench.metric_keys import metric_keys
     from usbench.paths import results_dir
 
     ds, m = inp.dataset, inp.built.matrix
@@ -190,6 +193,10 @@ def record(*, model: str, features: str, params: dict, seed: int, inp: Inputs, r
     run_name = f"{model}-{slug(features)}-{config_id[:6]}-{stamp}"
     if how.kind == "trial" and Tag.TRIAL in how.extra_tags:
         run_name = f"trial-{how.extra_tags['usbench.trial']}-{run_name}"
+    folder = outputs.new_folder(results_root / "runs", run_name)
+    run_name = folder.name  # unique: -2, -3, ... for runs started in the same second
+    # MLflow refuses some characters in a metric key: the real class names go with the result.
+    recall_keys = metric_keys("recall.", [c for c, v in scores.class_recall.items() if v == v])
     run_params = {"model": model, "features": features, "dataset": ds.name,
                   "folds": ",".join(map(str, test_folds)), "seed": seed,
                   **{f"model.params.{k}": v for k, v in params.items()},
@@ -201,7 +208,7 @@ def record(*, model: str, features: str, params: dict, seed: int, inp: Inputs, r
                    "macro_f1": scores.macro_f1,
                    "fit_seconds": sum(r.fit_seconds for r in results),
                    "predict_seconds": sum(r.predict_seconds for r in results),
-                   **{f"recall.{c}": v for c, v in scores.class_recall.items() if v == v},
+                   **{k: scores.class_recall[c] for k, c in recall_keys.items()},
                    **how.extra_metrics}
     tags = {Tag.CONFIG_ID: config_id, Tag.FEATURES_KEY: m.key,
             Tag.DATASET_FINGERPRINT: ds.fingerprint(), Tag.DATASET: ds.name,
@@ -221,27 +228,29 @@ def record(*, model: str, features: str, params: dict, seed: int, inp: Inputs, r
                    "predict_seconds": r.predict_seconds, "history": r.history}
                   for r in results],
         "tracking_uri": uri, "experiment": experiment, "mlflow_run_id": None,
+        "metric_names": recall_keys,  # MLflow metric key -> class name
     }
-    folder = outputs.write_run(results_root / "runs" / run_name, result, config, results,
-                               scores, ds.classes, inp.clip_ids)
-    if ds.fold_plan.origin != "official":
-        # Folds usbench made (or the user's): the assignment travels with the result.
-        ds.clips[["clip_id", "label", "fold", "recording"]].to_csv(folder / "folds.csv",
-                                                                  index=False)
     model = None
-    if final_estimator is not None:
-        from usbench.saved_model import bundle, store
+    with outputs.staged(folder) as tmp:
+        outputs.write_run(tmp, result, config, results, scores, ds.classes, inp.clip_ids)
+        if ds.fold_plan.origin != "official":
+            # Folds usbench made (or the user's): the assignment travels with the result.
+            ds.clips[["clip_id", "label", "fold", "recording"]].to_csv(tmp / "folds.csv",
+                                                                      index=False)
+        if final_estimator is not None:
+            from usbench.saved_model import bundle, store
 
-        # The native estimator, logged with the run's artifacts as ``estimator/``; the MLflow
-        # model ``model`` wraps the same folder.
-        model = store.ModelLog(bundle=folder / "estimator", classes=tuple(ds.classes),
-                               example=str(ds.clips["path"].iloc[0]), register=how.register)
-        bundle.save(folder / "estimator", final_estimator, {
-            "model": model, "params": params, "classes": list(ds.classes),
-            "feature_spec": inp.built.feature_set.spec(), "feature_name": features,
-            "config_id": config_id,
-            "features_key": m.key, "trained_on_folds": sorted(set(inp.folds.tolist())),
-        })
+            # The native estimator, logged with the run's artifacts as ``estimator/``; the
+            # MLflow model ``model`` wraps the same folder.
+            model = store.ModelLog(bundle=folder / "estimator", classes=tuple(ds.classes),
+                                   example=str(ds.clips["path"].iloc[0]),
+                                   register=how.register)
+            bundle.save(tmp / "estimator", final_estimator, {
+                "model": model, "params": params, "classes": list(ds.classes),
+                "feature_spec": inp.built.feature_set.spec(), "feature_name": features,
+                "config_id": config_id,
+                "features_key": m.key, "trained_on_folds": sorted(set(inp.folds.tolist())),
+            })
     timed = all(r.started for r in results)  # the run spans the evaluation, not the logging
     inputs = (
         tracking.DatasetInfo(
@@ -254,7 +263,9 @@ def record(*, model: str, features: str, params: dict, seed: int, inp: Inputs, r
             profile={"shape": list(m.X.shape), "dtype": str(m.X.dtype),
                      "feature_set": inp.built.feature_set.spec()}),
     )
-    run_id = tracking.log_run(uri, results_root / "mlartifacts", tracking.RunLog(
+    # A trial's result is also in the sweep's Optuna storage: a failure to log it is a warning.
+    send = tracking.log_run_or_warn if how.kind in ("trial", "inner_trial") else tracking.log_run
+    run_id = send(uri, results_root / "mlartifacts", tracking.RunLog(
         experiment=experiment, run_name=run_name, params=run_params, metrics=run_metrics,
         start_ms=int(1000 * min(r.started for r in results)) if timed else None,
         end_ms=int(1000 * max(r.ended for r in results)) if timed else None, inputs=inputs,
@@ -265,8 +276,10 @@ def record(*, model: str, features: str, params: dict, seed: int, inp: Inputs, r
                       "fold_train_clips": [(r.fold, r.n_train) for r in results]},
         tags=tags, artifacts=folder, parent_run_id=how.parent_run_id))
     if run_id:
+        from usbench.cache import atomic_write
+
         result["mlflow_run_id"] = run_id
-        outputs.write_json(folder / "result.json", result)
+        atomic_write(folder / "result.json", lambda p: outputs.write_json(p, result))
     return RunOutcome(config_id=config_id, scores=scores, folds=results, folder=folder,
                       run_id=run_id, tracking_uri=uri, partial=inp.partial,
                       fold_plan=ds.fold_plan)
@@ -279,7 +292,8 @@ def record_failure(*, name: str, model: str, features: str, params: dict, error:
     ``results/runs/<name>/error.txt``, logged to MLflow with its params and tags.
 
     Returns:
-        The MLflow run id, or None when tracking failed (a warning says why).
+        The MLflow run id, or None when tracking failed (a warning says why; the run is marked
+        FAILED).
     """
     from usbench import tracking
     from usbench.paths import results_dir
@@ -289,7 +303,7 @@ def record_failure(*, name: str, model: str, features: str, params: dict, error:
     folder = results / "runs" / name
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "error.txt").write_text(redact(error) + "\n")
-    return tracking.log_run(
+    return tracking.log_run_or_warn(
         tracking.tracking_uri(tracking_uri), results / "mlartifacts",
         tracking.RunLog(experiment=experiment, run_name=name,
                         params={"model": model, "features": features,

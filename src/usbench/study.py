@@ -166,16 +166,9 @@ def fail_stale_trials(study) -> list[int]:
 
 def dead_here(worker: str) -> bool:
     """True if `worker` (``host:pid``) names a process of this host that no longer runs."""
-    host, _, pid = worker.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
+    from usbench.stale_runs import gone
+
+    return gone(f"{worker}:")  # no start time recorded
 
 
 def worker_id() -> str:

@@ -2,9 +2,11 @@
 ``saved_model`` that imports mlflow.
 
 The result is always written locally first (``results/runs/<run name>/``); a tracking failure
-then costs a warning, never the result. The default store is ``results/mlflow.db`` (sqlite)
-with artifacts under ``results/mlartifacts/<experiment>``, both set explicitly (no implicit
-``./mlruns``). Creating and repairing a sqlite store is ``usbench.mlflow_store``'s.
+then never costs the result: the MLflow run is marked FAILED and the error names the local
+record (a sweep's trials: a warning, their results are also in the Optuna storage).
+The default store is ``results/mlflow.db`` (sqlite) with artifacts under
+``results/mlartifacts/<experiment>``, both set explicitly (no implicit ``./mlruns``).
+Creating and repairing a sqlite store is ``usbench.mlflow_store``'s.
 """
 
 from __future__ import annotations
@@ -116,12 +118,17 @@ class DatasetInfo:
 
 
 def open_client(uri: str, *, writer: bool):
-    """An MlflowClient on `uri`, its sqlite store created or mended first (see ensure_store)."""
+    """An MlflowClient on `uri`, its sqlite store created or mended first (see ensure_store),
+    and its runs left RUNNING by dead processes of this host closed (see stale_runs)."""
     quiet_mlflow()
     ensure_store(uri, writer=writer)
     from mlflow.tracking import MlflowClient
 
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+    from usbench.stale_runs import close_dead_runs
+
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    close_dead_runs(client, uri)
+    return client
 
 
 def _experiment_id(client, name: str, artifact_root: Path) -> str:
@@ -140,19 +147,28 @@ def _experiment_id(client, name: str, artifact_root: Path) -> str:
         return exp.experiment_id
 
 
-def log_run(uri: str, artifact_root: Path, run: RunLog) -> str | None:
-    """Log `run` to the tracking store at `uri`.
+def log_run(uri: str, artifact_root: Path, run: RunLog) -> str:
+    """Log `run` to the tracking store at `uri`; the run is tagged with the process that logs
+    it (``usbench.process``) and its local record (``usbench.local_record``).
 
     Returns:
-        The MLflow run id, or None when tracking failed (a warning says why; the local copy
-        of the result is untouched).
+        The MLflow run id.
+
+    Raises:
+        TrackingError: logging failed (the message names the local record, untouched); the
+            run, if created, is marked FAILED (KILLED when the process is interrupted).
     """
+    from usbench.record import Tag
+    from usbench.stale_runs import this_process
+
+    run_id = client = None
     try:
         client = open_client(uri, writer=True)
         from mlflow.entities import Metric, Param, RunTag
 
         exp_id = _experiment_id(client, run.experiment, artifact_root)
-        tags = {k: redact(str(v)) for k, v in run.tags.items()}
+        tags = {**{k: redact(str(v)) for k, v in run.tags.items()},
+                Tag.PROCESS: this_process(), Tag.LOCAL_RECORD: str(run.artifacts)}
         if run.parent_run_id:
             tags["mlflow.parentRunId"] = run.parent_run_id
         created = client.create_run(exp_id, run_name=run.run_name, tags=tags,
@@ -180,10 +196,54 @@ def log_run(uri: str, artifact_root: Path, run: RunLog) -> str | None:
         # Last: the end time is that of the work recorded, not of the logging.
         client.set_terminated(run_id, "FINISHED", end_time=run.end_ms)
         return run_id
-    except Exception as exc:  # any tracking failure must leave the local result intact
-        log.warning(f"warning: {_could_not('log to', uri, exc)} "
-                    f"The result is kept in {run.artifacts}.")
+    except BaseException as exc:  # the local result stays; the MLflow run is never left open
+        if run_id is not None:
+            _end_unfinished(client, run_id, exc)
+        if not isinstance(exc, Exception):
+            raise
+        closed = f" MLflow run {run_id} is marked FAILED." if run_id else ""
+        if _disk_full(exc):
+            raise TrackingError(f"Could not log to MLflow at {uri}: no space left on device."
+                                f"{closed} The complete result is kept in {run.artifacts}; "
+                                "free space under results/ and run again to log it.") from None
+        why = _could_not("log to", uri, exc)
+        raise TrackingError(f"{why[0].upper()}{why[1:]}{closed} The complete result is kept in "
+                            f"{run.artifacts}; check the store (--tracking-uri) and run again "
+                            "to log it.") from None
+
+
+def _disk_full(exc: Exception) -> bool:
+    """True when `exc` says the disk (or the user's quota) is full: OSError or sqlite's."""
+    import errno
+
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return any(s in str(exc) for s in ("database or disk is full", "No space left on device"))
+
+
+def log_run_or_warn(uri: str, artifact_root: Path, run: RunLog) -> str | None:
+    """``log_run``, a failure a warning and None: for what is kept elsewhere as well (a
+    sweep's trials are in its Optuna storage, the leaderboard in its files)."""
+    try:
+        return log_run(uri, artifact_root, run)
+    except TrackingError as exc:
+        log.warning(f"warning: {exc}")
         return None
+
+
+def _end_unfinished(client, run_id: str, exc: BaseException) -> None:
+    """Mark `run_id` FAILED (KILLED when `exc` interrupts the process), with the reason in the
+    tag ``usbench.error``; if the store cannot take even that, the next process to open it
+    marks the run KILLED (see stale_runs)."""
+    from usbench.record import Tag
+
+    status = "FAILED" if isinstance(exc, Exception) else "KILLED"
+    try:
+        client.set_tag(run_id, Tag.ERROR, short_reason(exc) if isinstance(exc, Exception)
+                       else type(exc).__name__)
+        client.set_terminated(run_id, status)
+    except Exception as again:
+        log.debug(f"could not mark MLflow run {run_id} {status}: {short_reason(again)}")
 
 
 def _could_not(what: str, uri: str, exc: Exception) -> str:
@@ -227,7 +287,10 @@ def start_parent(uri: str, artifact_root: Path, experiment: str, run_name: str,
         from mlflow.entities import Param, RunTag
 
         exp_id = _experiment_id(client, experiment, artifact_root)
-        tags = {k: redact(str(v)) for k, v in tags.items()}
+        from usbench.record import Tag
+        from usbench.stale_runs import this_process
+
+        tags = {**{k: redact(str(v)) for k, v in tags.items()}, Tag.PROCESS: this_process()}
         run_id = client.create_run(exp_id, run_name=run_name, tags=tags).info.run_id
         client.log_batch(run_id, params=[Param(k, redact(str(v))[:6000])
                                          for k, v in params.items()],
