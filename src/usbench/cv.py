@@ -94,10 +94,13 @@ def _fit_predict(make_estimator: Callable[[int], Estimator], fold: int, X_train:
         (probabilities as float64, shape (n_test, n_classes), the estimator's history, clock
         time before the fit, fit seconds, predict seconds).
     """
+    from usbench.procs import sigterm_checked
+
     est = make_estimator(fold)
     started = time.time()
     t0 = time.perf_counter()
-    est.fit(X_train, y_train, groups=groups, folds=folds_train, variants=variants_train)
+    with sigterm_checked(getattr(est, "checks_sigterm", False)):
+        est.fit(X_train, y_train, groups=groups, folds=folds_train, variants=variants_train)
     t1 = time.perf_counter()
     proba = np.asarray(est.predict_proba(X_test), dtype=np.float64)
     t2 = time.perf_counter()

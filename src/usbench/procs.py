@@ -15,17 +15,34 @@ import signal
 import sys
 import threading
 import time
+from contextlib import contextmanager
 
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 POLL_S = 1.0
 
 _terminated = threading.Event()
+_deferred = 0  # > 0: the code running checks for a SIGTERM itself (`sigterm_checked`)
 _watched: set[int] = set()  # parents this process already watches (a reused pool worker)
 
 
 def _on_sigterm(signum, frame):
     _terminated.set()
-    raise KeyboardInterrupt
+    if not _deferred:
+        raise KeyboardInterrupt
+
+
+@contextmanager
+def sigterm_checked(checked: bool = True):
+    """Within: a SIGTERM only sets the flag that `check_terminated` raises on, when `checked`
+    (code that calls it often, as the Keras training loop does after every epoch). Raised
+    anywhere, the KeyboardInterrupt could land in TensorFlow's garbage-collection callbacks,
+    which print it and go on."""
+    global _deferred
+    _deferred += bool(checked)
+    try:
+        yield
+    finally:
+        _deferred -= bool(checked)
 
 
 def interrupt_on_sigterm() -> None:

@@ -112,6 +112,8 @@ class KerasClassifier:
     """
 
     name: ClassVar[str]
+    # Each epoch ends in ``progress.epoch_done``, which acts on a SIGTERM (``usbench.cv``).
+    checks_sigterm: ClassVar[bool] = True
 
     def __init__(self, params: dict, ctx: BuildContext):
         self.params = dict(params)
