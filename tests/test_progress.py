@@ -21,10 +21,12 @@ def test_epoch_lines_off_a_terminal_are_rate_limited(monkeypatch, caplog):
             progress.epoch_done(1, 10)
             monkeypatch.setattr(progress, "QUIET_LINE_S", 0.0)
             progress.epoch_done(2, 10)
+            progress.epoch_done(1, 2)  # the count starts again: a refit
         progress.epoch_done(3, 10)  # no listener once the run's progress is closed
     lines = _lines(caplog)
-    assert len(lines) == 1
+    assert len(lines) == 2
     assert lines[0].startswith("fold 3: epoch 2/10, ") and "left in this fold" in lines[0]
+    assert lines[1].startswith("fold 3: refit epoch 1/2, ")
 
 
 def test_folds_in_workers_report_no_epochs(monkeypatch, caplog):

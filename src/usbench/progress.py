@@ -75,6 +75,7 @@ class FoldProgress:
         self.done = 0
         self.bar = None
         self._stack = ExitStack()
+        self._refit, self._last_epoch = False, 0
         self._fold_start = self._last_line = time.monotonic()
 
     @property
@@ -106,22 +107,26 @@ class FoldProgress:
         up to it)."""
         if self.done >= len(self.folds):
             return
+        # The count starting again within a fold: the refit on all training rows.
+        self._refit = self._refit or epoch <= self._last_epoch
+        self._last_epoch = epoch
+        what = f"{'refit ' if self._refit else ''}epoch {epoch}/{epochs}"
         now = time.monotonic()
         if self.bar is not None:
+            self.bar.set_postfix_str(what, refresh=False)
             target = self.done * self._per_fold + min(epoch, self._per_fold)
-            if target > self.bar.n:
-                self.bar.update(target - self.bar.n)
-            self.bar.set_postfix_str(f"epoch {epoch}/{epochs}", refresh=False)
+            self.bar.update(max(0, target - self.bar.n))  # 0: redraws the postfix only
         elif now - self._last_line >= QUIET_LINE_S:
             self._last_line = now
             spent = now - self._fold_start
             left = spent / epoch * (epochs - epoch)
-            log.info(f"fold {self.folds[self.done]}: epoch {epoch}/{epochs}, "
+            log.info(f"fold {self.folds[self.done]}: {what}, "
                      f"{minutes(spent)} in, at most {minutes(left)} left in this fold")
 
     def fold_done(self) -> None:
         """A fold ended (its own line is logged by the caller)."""
         self.done += 1
+        self._refit, self._last_epoch = False, 0
         self._fold_start = self._last_line = time.monotonic()
         if self.bar is not None:
             self.bar.update(min(self.done, len(self.folds)) * self._per_fold - self.bar.n)
