@@ -87,6 +87,10 @@ class FoldStore:
         folds = sorted(int(p.stem.removeprefix("fold-")) for p in self.folder.glob("fold-*.npz")
                        if p.stem.removeprefix("fold-").isdigit())
         shutil.rmtree(self.folder, ignore_errors=True)
+        try:
+            self.folder.parent.rmdir()  # results/folds/ itself, once empty
+        except OSError:
+            pass
         return folds
 
 
