@@ -121,7 +121,7 @@ def test_fresh_discards_kept_folds_and_is_silent_when_there_are_none(
     assert "--fresh" not in caplog.text
 
 
-@pytest.mark.parametrize("damage", ["truncated", "other rows"])
+@pytest.mark.parametrize("damage", ["truncated", "bad json", "other rows"])
 def test_a_damaged_fold_record_is_dropped_with_a_warning_and_trained_again(
         tiny_root_ro, in_tmp, monkeypatch, trained, caplog, damage):
     _crash_after_first_fold(monkeypatch, _cfg(tiny_root_ro))
@@ -131,7 +131,12 @@ def test_a_damaged_fold_record_is_dropped_with_a_warning_and_trained_again(
     else:
         with np.load(path) as z:
             parts = dict(z)
-        np.savez(path, **{**parts, "test_index": parts["test_index"][:-1]})
+        if damage == "bad json":
+            parts["meta"] = np.array('{"fold": 1, "n_train"')
+        else:
+            parts["test_index"] = parts["test_index"][:-1]
+        with open(path, "wb") as f:
+            np.savez(f, **parts)
     trained.clear()
     with caplog.at_level(logging.INFO, logger="usbench"):
         out = run_experiment(_cfg(tiny_root_ro), progress=False)
