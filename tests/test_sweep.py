@@ -289,7 +289,12 @@ def test_unreachable_storage_fails_before_any_work(capsys, isolated_cache):
 
 
 @pytest.mark.slow
-def test_ctrl_c_leaves_the_study_consistent_and_resumable(three_folds, in_tmp):
+@pytest.mark.parametrize(("sig", "code", "said"), [
+    (signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated (SIGTERM)")])
+def test_ctrl_c_or_sigterm_leaves_the_study_consistent_and_resumable(three_folds, in_tmp, sig,
+                                                                    code, said):
+    from mlflow.tracking import MlflowClient
+
     cmd = [sys.executable, "-m", "usbench", "sweep", "--model", "logreg", "--features",
            "mfcc-mean", "--data", str(three_folds), "--allow-missing", "--trials", "200",
            "--jobs", "1"]
@@ -301,12 +306,16 @@ def test_ctrl_c_leaves_the_study_consistent_and_resumable(three_folds, in_tmp):
         time.sleep(0.5)
         if (_poll(path, FINISHED) or [(0,)])[0][0] >= 2:
             break
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     err = proc.communicate(timeout=60)[1]
-    assert proc.returncode == 130, err[-1500:]
-    assert "interrupted; finished work is kept and the next run resumes it." in err
+    assert proc.returncode == code, err[-1500:]
+    assert f"usbench: {said}; finished work is kept and the next run resumes it." in err
     study = optuna.load_study(study_name="synthetic-logreg-mfcc-mean", storage=db)
     assert not [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
+    client = MlflowClient(f"sqlite:///{in_tmp / 'results' / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("synthetic").experiment_id],
+                              "tags.`usbench.kind` = 'sweep'")
+    assert [r.info.status for r in runs] == ["KILLED"]
     n = study_mod.finished_trials(study)
     sweep(_cfg(three_folds, trials=n + 1), progress=False)
     assert study_mod.finished_trials(study) == n + 1

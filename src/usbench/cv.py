@@ -13,7 +13,7 @@ import os
 import sys
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -94,24 +94,31 @@ def _fit_predict(make_estimator: Callable[[int], Estimator], fold: int, X_train:
         (probabilities as float64, shape (n_test, n_classes), the estimator's history, clock
         time before the fit, fit seconds, predict seconds).
     """
+    from usbench.procs import sigterm_checked
+
     est = make_estimator(fold)
     started = time.time()
     t0 = time.perf_counter()
-    est.fit(X_train, y_train, groups=groups, folds=folds_train, variants=variants_train)
+    with sigterm_checked(getattr(est, "checks_sigterm", False)):
+        est.fit(X_train, y_train, groups=groups, folds=folds_train, variants=variants_train)
     t1 = time.perf_counter()
     proba = np.asarray(est.predict_proba(X_test), dtype=np.float64)
     t2 = time.perf_counter()
     return proba, dict(getattr(est, "history_", {}) or {}), started, t1 - t0, t2 - t1
 
 
-def _in_worker(threads: int, *args):
-    """``_fit_predict`` in a worker process, with `threads` threads for TensorFlow.
+def _in_worker(parent_pid: int, threads: int, *args):
+    """``_fit_predict`` in a worker process, with `threads` threads for TensorFlow; the worker
+    ends with process `parent_pid` (``procs.die_with_parent``), even a killed one.
 
     Two workers on two cores each get one, for TensorFlow's ops and for running its graphs:
     it would otherwise start pools of a thread per core in each, whose threads then compete
     for the other worker's core (joblib already limits BLAS and OpenMP). TensorFlow reads
     the settings when it starts, so a worker that already started it keeps its first values.
     """
+    from usbench.procs import die_with_parent
+
+    die_with_parent(parent_pid)
     if "tensorflow" not in sys.modules:
         os.environ["TF_NUM_INTRAOP_THREADS"] = str(threads)
         os.environ["TF_NUM_INTEROP_THREADS"] = str(threads)
@@ -132,6 +139,7 @@ def leave_one_fold_out(
     on_fold: Callable[[FoldResult], None] | None = None,
     variants: np.ndarray | None = None,
     n_jobs: int = 1,
+    kept: Mapping[int, FoldResult] | None = None,
 ) -> list[FoldResult]:
     """Evaluate one configuration under leave-one-fold-out.
 
@@ -150,6 +158,8 @@ def leave_one_fold_out(
             after another). `make_estimator` must then be picklable by cloudpickle (a lambda
             is). Each worker gets its fold's rows only, and ``on_fold`` still runs here, in
             fold order.
+        kept: results of folds finished earlier (a resumed run): those folds are not trained
+            again, and ``on_fold`` is not called for them.
 
     Returns:
         One FoldResult per tested fold, in fold order.
@@ -160,25 +170,30 @@ def leave_one_fold_out(
     splits = [(int(folds[test[0]]), train, test)
               for train, test in LeaveOneGroupOut().split(X, y, groups=folds)
               if int(folds[test[0]]) in wanted]
+    kept = dict(kept or {})
+    todo = [split for split in splits if split[0] not in kept]
 
     def task(fold: int, train: np.ndarray, test: np.ndarray) -> tuple:
         # Sliced when its fold starts: a copy of the training rows per fold, not all at once.
         return (make_estimator, fold, X[train], y[train], recordings[train], folds[train],
                 None if variants is None else variants[train], X[test])
 
-    jobs = min(n_jobs, len(splits))
+    jobs = min(n_jobs, len(todo))
     if jobs > 1:
         from joblib import Parallel, cpu_count, delayed
 
         threads = max(1, cpu_count() // jobs)  # the cores this process may use, quotas too
         outcomes = Parallel(n_jobs=jobs, return_as="generator")(
-            delayed(_in_worker)(threads, *task(*split)) for split in splits)
+            delayed(_in_worker)(os.getpid(), threads, *task(*split)) for split in todo)
     else:
-        outcomes = (_fit_predict(*task(*split)) for split in splits)
+        outcomes = (_fit_predict(*task(*split)) for split in todo)
     results = []
     try:
-        for (fold, train, test), outcome in zip(splits, outcomes, strict=True):
-            proba, history, started, fit_s, predict_s = outcome
+        for fold, train, test in splits:
+            if fold in kept:
+                results.append(kept[fold])
+                continue
+            proba, history, started, fit_s, predict_s = next(outcomes)
             if proba.shape != (len(test), n_classes):
                 raise FoldError(
                     f"Fold {fold}: the model returned probabilities of shape {proba.shape}, "

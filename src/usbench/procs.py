@@ -15,9 +15,56 @@ import signal
 import sys
 import threading
 import time
+from contextlib import contextmanager
 
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 POLL_S = 1.0
+
+_terminated = threading.Event()
+_deferred = 0  # > 0: the code running checks for a SIGTERM itself (`sigterm_checked`)
+_watched: set[int] = set()  # parents this process already watches (a reused pool worker)
+
+
+def _on_sigterm(signum, frame):
+    _terminated.set()
+    if not _deferred:
+        raise KeyboardInterrupt
+
+
+@contextmanager
+def sigterm_checked(checked: bool = True):
+    """Within: a SIGTERM only sets the flag that `check_terminated` raises on, when `checked`
+    (code that calls it often, as the Keras training loop does after every epoch). Raised
+    anywhere, the KeyboardInterrupt could land in TensorFlow's garbage-collection callbacks,
+    which print it and go on."""
+    global _deferred
+    _deferred += bool(checked)
+    try:
+        yield
+    finally:
+        _deferred -= bool(checked)
+
+
+def interrupt_on_sigterm() -> None:
+    """Treat SIGTERM as Ctrl-C: ``KeyboardInterrupt`` in the main thread, so the same code
+    keeps finished work, marks open MLflow runs KILLED and says so; `terminated` then tells
+    the two apart. A no-op outside the main thread."""
+    if threading.current_thread() is threading.main_thread():
+        _terminated.clear()
+        signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def terminated() -> bool:
+    """True once SIGTERM reached a process that called `interrupt_on_sigterm`."""
+    return _terminated.is_set()
+
+
+def check_terminated() -> None:
+    """Raise ``KeyboardInterrupt`` again after a SIGTERM: Python may have raised the first
+    in a place that swallows it (a garbage-collection callback). Called after each fold and
+    epoch."""
+    if _terminated.is_set():
+        raise KeyboardInterrupt
 
 
 def _kill_with_parent() -> bool:
@@ -51,6 +98,9 @@ def die_with_parent(parent_pid: int) -> None:
     Args:
         parent_pid: ``os.getpid()`` of the parent, taken before it started the worker.
     """
+    if parent_pid in _watched:  # a reused worker: already set up
+        return
+    _watched.add(parent_pid)
     _kill_with_parent()
     # The parent may have died before the line above: this worker was then reparented.
     if os.getppid() != parent_pid:

@@ -165,6 +165,16 @@ def make_config_id(*, dataset: str, features_key: str, model: str, params: dict,
     return fingerprint(identity)
 
 
+def config_id_of(*, model: str, params: dict, seed: int, inp: Inputs, folds: list,
+                 extra: dict | None = None) -> str:
+    """`make_config_id` of evaluating `model` on `inp` over test `folds`: known before any
+    fold is trained (``usbench run`` keeps its finished folds under it)."""
+    return make_config_id(dataset=inp.dataset.fingerprint(), features_key=inp.built.matrix.key,
+                          model=model, params=params, folds=folds, seed=seed,
+                          augment=None if inp.augment is None else inp.augment.spec(),
+                          extra=extra)
+
+
 def record(*, model: str, features: str, params: dict, seed: int, inp: Inputs, results: list,
            how: RecordSpec, config: dict, final_estimator=None) -> RunOutcome:
     """Write the local record of an evaluation, then log it to MLflow.
@@ -180,10 +190,8 @@ def record(*, model: str, features: str, params: dict, seed: int, inp: Inputs, r
     ds, m = inp.dataset, inp.built.matrix
     test_folds = [r.fold for r in results]
     scores = metrics.score(results, ds.classes)
-    config_id = make_config_id(dataset=ds.fingerprint(), features_key=m.key, model=model,
-                               params=params, folds=test_folds, seed=seed,
-                               augment=None if inp.augment is None else inp.augment.spec(),
-                               extra=how.identity)
+    config_id = config_id_of(model=model, params=params, seed=seed, inp=inp, folds=test_folds,
+                             extra=how.identity)
     results_root = results_dir()
     uri = tracking.tracking_uri(how.tracking_uri)
     experiment = how.experiment or ds.name

@@ -154,9 +154,10 @@ def load_inputs(data, features: str, *, jobs: int | None = None,
 
 
 def evaluate(spec, params: dict, inp: Inputs, *, seed: int, test_folds=None, on_fold=None,
-             n_jobs: int = 1):
+             n_jobs: int = 1, kept=None):
     """Leave-one-fold-out of one configuration on `inp`: a list of FoldResult (folds in
-    `n_jobs` worker processes when above 1)."""
+    `n_jobs` worker processes when above 1; the folds in `kept`, {fold: FoldResult}, are not
+    trained again)."""
     from usbench import cv
     from usbench.models.base import BuildContext
 
@@ -165,7 +166,8 @@ def evaluate(spec, params: dict, inp: Inputs, *, seed: int, test_folds=None, on_
     return cv.leave_one_fold_out(lambda fold: spec.build(params, replace(ctx, test_fold=fold)),
                                  inp.X, inp.y, inp.folds, inp.recordings,
                                  len(inp.dataset.classes), test_folds=test_folds,
-                                 on_fold=on_fold, variants=inp.variants, n_jobs=n_jobs)
+                                 on_fold=on_fold, variants=inp.variants, n_jobs=n_jobs,
+                                 kept=kept)
 
 
 def log_fold(r) -> None:
@@ -185,25 +187,62 @@ def fit_final(spec, params: dict, inp: Inputs, *, seed: int):
                                        variants=inp.variants)
 
 
-def run_experiment(cfg, *, progress: bool = True) -> RunOutcome:
-    """``usbench run``: evaluate one configuration under leave-one-fold-out, record, log."""
+def run_experiment(cfg, *, progress: bool = True, fresh: bool = False) -> RunOutcome:
+    """``usbench run``: evaluate one configuration under leave-one-fold-out, record, log.
+
+    Each finished fold is kept (``usbench.foldstore``) until the run is recorded: the same
+    command after a kill trains only the folds not finished. `fresh` discards kept folds first.
+    """
+    import numpy as np
+
     from usbench import cv
+    from usbench.foldstore import FoldStore
+    from usbench.procs import check_terminated
+    from usbench.progress import FoldProgress
+    from usbench.record import config_id_of
 
     spec, params, inp = start(cfg, progress=progress, protocol=lambda spec, params, folds:
                               check_protocol(spec, params, folds, cfg.folds, cfg.save_model))
     test_folds = cv.check_folds(inp.folds, cfg.folds)
+    store = FoldStore.for_config(config_id_of(model=cfg.model, params=params, seed=cfg.seed,
+                                              inp=inp, folds=test_folds))
+    if fresh and (dropped := store.discard()):
+        log.info(f"--fresh: discarded kept fold(s) {_listed(dropped)} ({store.folder})")
+    n_classes = len(inp.dataset.classes)
+    kept = store.load({f: np.flatnonzero(inp.folds == f) for f in test_folds}, n_classes)
+    todo = [f for f in test_folds if f not in kept]
     cfg = replace(cfg, fold_jobs=spec.fold_jobs(cfg.fold_jobs, len(test_folds)))
     side = f" ({cfg.fold_jobs} at a time)" if cfg.fold_jobs > 1 else ""
     log.info(f"{cfg.model} on {cfg.features}, {inp.dataset.name}: leave-one-fold-out over "
-             f"folds {', '.join(map(str, test_folds))}{side}")
-    results = evaluate(spec, params, inp, seed=cfg.seed, test_folds=test_folds,
-                       on_fold=log_fold, n_jobs=cfg.fold_jobs)
+             f"folds {_listed(test_folds)}{side}")
+    if kept:
+        log.info(f"resuming: fold(s) {_listed(sorted(kept))} already done ({store.folder}); "
+                 + (f"training {_listed(todo)}" if todo else "nothing left to train"))
+
+    shown = FoldProgress(todo, params.get("epochs"), bar=progress,
+                         in_workers=min(cfg.fold_jobs, len(todo)) > 1)
+
+    def on_fold(r) -> None:
+        store.save(r)
+        log_fold(r)
+        shown.fold_done()
+        check_terminated()
+
+    with shown:
+        results = evaluate(spec, params, inp, seed=cfg.seed, test_folds=test_folds,
+                           on_fold=on_fold, n_jobs=cfg.fold_jobs, kept=kept)
     final = fit_final(spec, params, inp, seed=cfg.seed) if cfg.save_model else None
-    return record(model=cfg.model, features=cfg.features, params=params, seed=cfg.seed,
-                  inp=inp, results=results, config=cfg.to_dict(), final_estimator=final,
-                  how=RecordSpec(tracking_uri=cfg.tracking_uri, experiment=cfg.experiment,
-                                 register=cfg.register,
-                                 selection="single run" if cfg.from_study is None
-                                 else "selected on CV",
-                                 extra_tags={} if cfg.from_study is None
-                                 else {Tag.STUDY: cfg.from_study}))
+    outcome = record(model=cfg.model, features=cfg.features, params=params, seed=cfg.seed,
+                     inp=inp, results=results, config=cfg.to_dict(), final_estimator=final,
+                     how=RecordSpec(tracking_uri=cfg.tracking_uri, experiment=cfg.experiment,
+                                    register=cfg.register,
+                                    selection="single run" if cfg.from_study is None
+                                    else "selected on CV",
+                                    extra_tags={} if cfg.from_study is None
+                                    else {Tag.STUDY: cfg.from_study}))
+    store.discard()  # the record holds every fold now
+    return outcome
+
+
+def _listed(folds) -> str:
+    return ", ".join(map(str, folds))

@@ -31,6 +31,7 @@ import numpy as np
 from usbench.build import Inputs
 from usbench.config import SweepConfig
 from usbench.errors import ConfigError
+from usbench.progress import TrialProgress
 from usbench.record import RecordSpec, Tag
 from usbench.redact import redact
 from usbench.study import (
@@ -77,10 +78,19 @@ def _catch_ctrl_c():
         return
     _Interrupt.requested = False
     previous = signal.signal(signal.SIGINT, _Interrupt.handler)
+    term = signal.getsignal(signal.SIGTERM)
+    if callable(term):  # the command line's SIGTERM-as-Ctrl-C: remembered here as well
+
+        def on_term(signum, frame):
+            _Interrupt.requested = True
+            term(signum, frame)
+
+        signal.signal(signal.SIGTERM, on_term)
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGTERM, term)
 
 
 @dataclass
@@ -172,7 +182,7 @@ class Objective:
 
 
 def optimize(study, objective: Objective, n_trials: int, timeout: float | None,
-             total: int) -> None:
+             total: int, callbacks=()) -> None:
     """Run up to `n_trials` trials; a raising trial is recorded as failed and the sweep goes
     on. Sweeps on other hosts may share the study: stop starting trials once it holds
     `total` finished trials, whoever ran them (trials running elsewhere still finish)."""
@@ -182,7 +192,8 @@ def optimize(study, objective: Objective, n_trials: int, timeout: float | None,
         states = tuple(getattr(optuna.trial.TrialState, s) for s in FINISHED)
         stop = optuna.study.MaxTrialsCallback(total, states=states)
         study.optimize(objective, n_trials=n_trials, timeout=timeout, catch=(Exception,),
-                       gc_after_trial=True, callbacks=[stop, lambda *_: _Interrupt.check()])
+                       gc_after_trial=True,
+                       callbacks=[stop, *callbacks, lambda *_: _Interrupt.check()])
 
 
 def _worker(cfg: SweepConfig, name: str, storage_url: str, target: Target, n_trials: int,
@@ -237,9 +248,11 @@ def run_study(cfg: SweepConfig, inp: Inputs, name: str, storage_url: str, target
                                                   test_folds, parent_run_id, i, os.getpid()))
             p.start()
             procs.append(p)
+    shown = TrialProgress(todo, lambda: finished_trials(study) - have)
     try:
-        optimize(study, Objective(cfg, inp, test_folds, parent_run_id, target.nested_outer),
-                 shares[0], cfg.timeout, cfg.trials)
+        with shown:
+            optimize(study, Objective(cfg, inp, test_folds, parent_run_id, target.nested_outer),
+                     shares[0], cfg.timeout, cfg.trials, callbacks=[shown])
     finally:
         for p in procs:
             p.join()

@@ -53,6 +53,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     log.handlers[:] = [handler]
     log.setLevel(logging.INFO)
     log.propagate = False
+    from usbench import procs
+
+    procs.interrupt_on_sigterm()
     try:
         if getattr(args, "weights", None) is not None:
             from usbench.features import with_weights
@@ -65,6 +68,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"usbench: error: {redact(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        if procs.terminated():
+            print("usbench: terminated (SIGTERM); finished work is kept and the next run "
+                  "resumes it.", file=sys.stderr)
+            return 143
         print("usbench: interrupted; finished work is kept and the next run resumes it.",
               file=sys.stderr)
         return 130

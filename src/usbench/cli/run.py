@@ -38,6 +38,9 @@ def add(sub) -> None:
     run.add_argument("--from-study", metavar="NAME",
                      help="the parameters were chosen by this sweep's study on the same folds: "
                           "label the run \"selected on CV\" (sweeps print this command)")
+    run.add_argument("--fresh", action="store_true",
+                     help="train every fold again: discard the folds a killed or interrupted "
+                          "run of the same configuration kept (by default it resumes them)")
     run.set_defaults(func=cmd_run)
 
 
@@ -57,7 +60,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--save-model saves a model on one feature set, and '{cfg.features}' "
                           "joins several. Evaluate the combination without --save-model, or "
                           "save a model on one of its sets.")
-    out = run_experiment(cfg)
+    out = run_experiment(cfg, fresh=args.fresh)
     print()
     print(f"{'fold':>4}  {'clips':>5}  {'accuracy':>8}  {'fit s':>7}")
     for r in out.folds:

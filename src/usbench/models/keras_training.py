@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from usbench import progress
 from usbench.models import batches
 from usbench.models.base import BuildContext, check_fit_inputs, check_predict_inputs
 from usbench.models.validation import validation_split
@@ -111,6 +112,8 @@ class KerasClassifier:
     """
 
     name: ClassVar[str]
+    # Each epoch ends in ``progress.epoch_done``, which acts on a SIGTERM (``usbench.cv``).
+    checks_sigterm: ClassVar[bool] = True
 
     def __init__(self, params: dict, ctx: BuildContext):
         self.params = dict(params)
@@ -220,6 +223,7 @@ class KerasClassifier:
             rows, targets = batches.mixup(rows, onehot, p["mixup_alpha"], rng)
             order = rng.permutation(len(rows))
             train_epoch(tf.constant(rows[order]), tf.constant(targets[order]))
+            progress.epoch_done(epoch + 1, epochs)
             if not len(val):
                 continue
             proba = self._predict(X_val)
