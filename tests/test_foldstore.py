@@ -172,7 +172,7 @@ def test_fold_store_round_trips_a_fold_exactly(tmp_path):
 # -- killed processes ------------------------------------------------------------------------
 
 # Long enough MLP folds on the tiny data to be caught in the middle of one.
-SLOW_MLP = ["--model", "mlp", "--set", "epochs=3000", "--set", "patience=0",
+SLOW_MLP = ["--model", "mlp", "--set", "epochs=1000", "--set", "patience=0",
             "--set", "hidden_units=16"]
 
 
