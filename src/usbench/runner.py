@@ -188,14 +188,16 @@ def fit_final(spec, params: dict, inp: Inputs, *, seed: int):
 def run_experiment(cfg, *, progress: bool = True) -> RunOutcome:
     """``usbench run``: evaluate one configuration under leave-one-fold-out, record, log."""
     from usbench import cv
+    from usbench.device import training_device
 
     spec, params, inp = start(cfg, progress=progress, protocol=lambda spec, params, folds:
                               check_protocol(spec, params, folds, cfg.folds, cfg.save_model))
     test_folds = cv.check_folds(inp.folds, cfg.folds)
-    cfg = replace(cfg, fold_jobs=spec.fold_jobs(cfg.fold_jobs, len(test_folds)))
+    device = training_device(spec)
+    cfg = replace(cfg, fold_jobs=spec.fold_jobs(cfg.fold_jobs, len(test_folds), device.gpu))
     side = f" ({cfg.fold_jobs} at a time)" if cfg.fold_jobs > 1 else ""
     log.info(f"{cfg.model} on {cfg.features}, {inp.dataset.name}: leave-one-fold-out over "
-             f"folds {', '.join(map(str, test_folds))}{side}")
+             f"folds {', '.join(map(str, test_folds))}{side} on {device.label}")
     results = evaluate(spec, params, inp, seed=cfg.seed, test_folds=test_folds,
                        on_fold=log_fold, n_jobs=cfg.fold_jobs)
     final = fit_final(spec, params, inp, seed=cfg.seed) if cfg.save_model else None
