@@ -111,3 +111,26 @@ def test_a_keras_family_without_tensorflow_is_refused_before_any_work(monkeypatc
                                           r"installed. Install it: pip install 'usbench\[cpu\]'"):
         check_model("cnn", "logmel")
     check_model("logreg", "mfcc-stats")  # scikit-learn families need no TensorFlow
+
+
+@pytest.mark.slow
+def test_the_gpu_check_runs_here_at_tiny_size(tmp_path):
+    """benchmarks/bench_gpu.py --quick on whatever device this machine has: its figures."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "gpu.json"
+    done = subprocess.run([sys.executable, str(root / "benchmarks" / "bench_gpu.py"), "--quick",
+                           "--epochs", "1", "--out", str(out)], capture_output=True, text=True,
+                          timeout=600, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    figures = json.loads(out.read_text())
+    assert figures["device"] == device.training_device(get_model("cnn")).label
+    assert figures["clips"] == 120 and figures["train_rows"] == 108
+    assert {"epoch_seconds", "fixed_seconds_per_fit", "full_run_seconds_extrapolated"} <= set(
+        figures)
+    assert figures["peak_rss_mb"] >= figures["rss_before_fit_mb"] > 0
+    assert "EXTRAPOLATED" in done.stdout
