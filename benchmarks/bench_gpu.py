@@ -13,7 +13,7 @@ The time of a full default run (``--folds`` folds x the default epochs, plus pre
 test fold) is EXTRAPOLATED from those figures, not run. Peak memory: the process's peak
 resident set (RSS, which includes the synthetic features: see ``rss_before_fit_mb``) and, on
 a GPU, TensorFlow's peak GPU memory during the fits. ``--memory`` makes one fit of one epoch
-after the warm-up: the peak of one fold, as a run has it.
+and no warm-up: the peak of one fold, as a run has it.
 
     python benchmarks/bench_gpu.py [--epochs 2] [--mixed-precision] [--xla]
     python benchmarks/bench_gpu.py --memory     # one fit of one epoch: peak memory only
@@ -140,8 +140,9 @@ def main(argv: list[str] | None = None) -> int:
                 folds=folds[~test][part])
         return est, time.perf_counter() - t0
 
-    _, warm_s = fit(1, rows=2 * spec.params(overrides)["batch_size"])
-    print(f"warm-up fit on two batches: {warm_s:.1f} s", flush=True)
+    if not args.memory:
+        _, warm_s = fit(1, rows=2 * spec.params(overrides)["batch_size"])
+        print(f"warm-up fit on two batches: {warm_s:.1f} s", flush=True)
 
     result = {"benchmark": "gpu", "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
               "device": device.label, "platform": platform.platform(),
