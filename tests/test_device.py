@@ -20,6 +20,12 @@ def fresh_answer():
     device._device.cache_clear()
 
 
+@pytest.fixture
+def gpu_build(monkeypatch):
+    """TensorFlow as ``usbench[gpu]`` installs it (this venv has tensorflow-cpu)."""
+    monkeypatch.setattr(device, "cpu_only_build", lambda: False)
+
+
 def fake_gpus(monkeypatch, names):
     """TensorFlow's device list as a machine with these GPUs would give it."""
     _, tf = device_tf()
@@ -48,6 +54,24 @@ def test_scikit_learn_families_train_on_the_cpu_without_asking_tensorflow(monkey
     assert (found.kind, found.label, found.gpu) == ("CPU", "CPU (2 cores)", False)
 
 
+def test_tensorflow_cpu_is_not_asked_for_a_gpu(monkeypatch):
+    import importlib.metadata as md
+
+    versions = {"tensorflow-cpu": "2.21.0"}
+
+    def version(name):
+        if name not in versions:
+            raise md.PackageNotFoundError(name)
+        return versions[name]
+
+    monkeypatch.setattr(md, "version", version)
+    monkeypatch.setattr(device, "gpu_names", lambda: pytest.fail("imported TensorFlow"))
+    assert device.cpu_only_build() and not device.training_device(get_model("cnn")).gpu
+    versions["tensorflow"] = "2.21.0"
+    assert not device.cpu_only_build() and device.both_tensorflows()
+
+
+@pytest.mark.usefixtures("gpu_build")
 def test_the_first_gpu_tensorflow_sees_is_the_device(monkeypatch):
     fake_gpus(monkeypatch, [H100])
     assert device.gpu_names() == [H100]
@@ -58,6 +82,7 @@ def test_the_first_gpu_tensorflow_sees_is_the_device(monkeypatch):
     assert device.training_device(get_model("mlp")).label == f"GPU: {H100} (first of 2)"
 
 
+@pytest.mark.usefixtures("gpu_build")
 def test_gpu_packages_without_a_gpu_train_on_the_cpu_and_say_so(monkeypatch, caplog):
     import joblib
 
@@ -80,7 +105,7 @@ def test_both_tensorflow_distributions_are_named_with_the_fix(monkeypatch, caplo
     import importlib.metadata as md
 
     monkeypatch.setattr(md, "version", lambda name: "2.21.0")
-    assert device.both_tensorflows()
+    assert device.both_tensorflows() and not device.cpu_only_build()
     monkeypatch.setattr(device, "gpu_names", lambda: [])
     caplog.set_level(logging.WARNING, logger="usbench")
     device.training_device(get_model("mlp"))

@@ -1,7 +1,8 @@
 """The device a run trains on: the first GPU TensorFlow sees for the Keras families, else the CPU.
 
 ``training_device(spec)`` answers once per process and model family; only a family that
-trains on a GPU (``ModelSpec.gpu``) imports TensorFlow to ask. The label is printed in the
+trains on a GPU (``ModelSpec.gpu``), with a TensorFlow that can use one, imports TensorFlow
+to ask. The label is printed in the
 run's header line and recorded as the run's tag ``usbench.device``.
 """
 
@@ -76,17 +77,26 @@ def check_tensorflow(model: str) -> None:
         )
 
 
-def both_tensorflows() -> bool:
-    """Whether the distributions tensorflow and tensorflow-cpu are both installed: they
-    write the same files, so whichever was installed last half-replaced the other."""
+def _installed(name: str) -> bool:
     from importlib.metadata import PackageNotFoundError, version
 
     try:
-        version("tensorflow")
-        version("tensorflow-cpu")
+        version(name)
     except PackageNotFoundError:
         return False
     return True
+
+
+def both_tensorflows() -> bool:
+    """Whether the distributions tensorflow and tensorflow-cpu are both installed: they
+    write the same files, so whichever was installed last half-replaced the other."""
+    return _installed("tensorflow") and _installed("tensorflow-cpu")
+
+
+def cpu_only_build() -> bool:
+    """Whether the TensorFlow installed is tensorflow-cpu alone (``usbench[cpu]``), which
+    sees no GPU: then nobody needs to import it to know."""
+    return _installed("tensorflow-cpu") and not _installed("tensorflow")
 
 
 def training_device(spec) -> Device:
@@ -98,7 +108,7 @@ def training_device(spec) -> Device:
 
 @cache
 def _device(uses_gpu: bool) -> Device:
-    if not uses_gpu:
+    if not uses_gpu or cpu_only_build():
         return cpu()
     if both_tensorflows():
         log.warning("tensorflow and tensorflow-cpu are both installed and overwrite each "
