@@ -87,7 +87,10 @@ def _epoch_function(tf: Any, model: Any, batch_size: int) -> Any:
     threads cost the MLP a quarter of its epoch and kept two worker processes from using
     two cores (README, "Benchmarks"). Chunks of any length share one trace.
     """
-    @tf.function(reduce_retracing=True)
+    signature = (tf.TensorSpec((None, *model.input_shape[1:]), tf.float32),
+                 tf.TensorSpec((None, model.output_shape[-1]), tf.float32))
+
+    @tf.function(input_signature=signature)
     def train_epoch(x: Any, y: Any) -> None:
         for start in tf.range(0, tf.shape(x)[0], batch_size):
             model.train_step((x[start:start + batch_size], y[start:start + batch_size]))
