@@ -1,8 +1,9 @@
 """The Keras training loop that the ``mlp`` and ``cnn`` families share.
 
 TensorFlow is imported by ``fit`` (through ``import_keras``), never at module import. Each
-epoch is one compiled call of Keras's own ``train_step`` over batches prepared in NumPy
-(crops, masks, variants, mixup), in the order and with the weights of ``fit``; the epoch count
+epoch is a few compiled calls of Keras's own ``train_step`` (one per chunk of whole batches)
+over batches prepared in NumPy (crops, masks, variants, mixup), in the order and with the
+weights of ``fit``; the epoch count
 is chosen on validation rows of the training folds only (``usbench.models.validation``), then
 a fresh network is refit on every training row for that many epochs. Training is
 bit-reproducible for a given seed on one machine.
