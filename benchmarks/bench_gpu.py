@@ -118,7 +118,14 @@ def main(argv: list[str] | None = None) -> int:
     device = training_device(spec)
     keras, tf = import_keras()
     if args.mixed_precision:
-        keras.mixed_precision.set_global_policy("mixed_float16")
+        # Each fit starts with keras.backend.clear_session(), which resets the policy.
+        clear = keras.backend.clear_session
+
+        def clear_keeping_policy(*a, **kw):
+            clear(*a, **kw)
+            keras.mixed_precision.set_global_policy("mixed_float16")
+
+        keras.backend.clear_session = clear_keeping_policy
     if args.xla:
         tf.config.optimizer.set_jit(True)
     default_epochs = spec.params()["epochs"]
@@ -155,6 +162,10 @@ def main(argv: list[str] | None = None) -> int:
     result["fit_1_epoch_seconds"] = round(first_s, 2)
     if not args.memory:
         est, more_s = fit(1 + args.epochs)
+        result |= {"dtype_policy": est.model_.dtype_policy.name,
+                   "xla_jit": bool(tf.config.optimizer.get_jit())}
+        print(f"trained with dtype policy {result['dtype_policy']}, XLA auto-clustering "
+              f"{'on' if result['xla_jit'] else 'off'}")
         epoch_s = (more_s - first_s) / args.epochs
         fixed_s = max(0.0, first_s - epoch_s)
         t0 = time.perf_counter()

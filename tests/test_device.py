@@ -159,3 +159,4 @@ def test_the_gpu_check_runs_here_at_tiny_size(tmp_path):
         figures)
     assert figures["peak_rss_mb"] >= figures["rss_before_fit_mb"] > 0
     assert "EXTRAPOLATED" in done.stdout
+    assert figures["dtype_policy"] == "float32" and figures["xla_jit"] is False  # usbench's
