@@ -77,6 +77,19 @@ def _cli(argv, env, cwd, expect=2):
     return done
 
 
+def _hide_tensorflow(tmp: Path, env: dict) -> None:
+    """An install without TensorFlow: a sitecustomize that makes it impossible to import."""
+    hide = tmp / "no-tensorflow"
+    hide.mkdir()
+    (hide / "sitecustomize.py").write_text(
+        "import sys\n\n\nclass NoTensorflow:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'tensorflow':\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n\n\n"
+        "sys.meta_path.insert(0, NoTensorflow())\n")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(hide), env.get("PYTHONPATH")]))
+
+
 RUN = ["run", "--model", "logreg", "--features", "mfcc-mean", "--jobs", "1"]
 
 # name: (setup(root, tmp, env) -> argv, text the error must contain, or a tuple of such texts).
@@ -224,6 +237,10 @@ CASES = {
         lambda r, t, e: ((t / "results").mkdir(), (t / "results" / "mlartifacts").write_text(
             "x"), RUN + ["--data", str(r)])[2],
         "is marked FAILED. The complete result is kept in {tmp}/results/runs/"),
+    # gpu
+    "keras model without tensorflow": (lambda r, t, e: (_hide_tensorflow(t, e), [
+        "run", "--model", "mlp", "--features", "mfcc-mean", "--data", str(r)])[1],
+        "pip install 'usbench[cpu]'"),
 }
 
 

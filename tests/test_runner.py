@@ -50,6 +50,7 @@ def test_run_records_every_param_metric_artifact_and_tag(tiny_root_ro, in_tmp):
     tags = run.data.tags
     assert tags["usbench.kind"] == "run" and tags["usbench.partial"] == "false"
     assert tags["usbench.config_id"] == out.config_id
+    assert tags["usbench.device"].startswith("CPU (")  # a scikit-learn family
     for name in ("usbench.features_key", "usbench.dataset_fingerprint", "usbench.git_commit",
                  "usbench.version.numpy", "usbench.version.scikit-learn"):
         assert tags[name]

@@ -51,6 +51,7 @@ class Tag:
     DATASETS = "usbench.datasets"
     MLFLOW_PARENT_RUN_ID = "usbench.mlflow_parent_run_id"
     TRACKING_URI = "usbench.tracking_uri"
+    DEVICE = "usbench.device"
     VERSION_PREFIX = "usbench.version."
     PROCESS = "usbench.process"
     LOCAL_RECORD = "usbench.local_record"
@@ -184,7 +185,9 @@ def record(*, model: str, features: str, params: dict, seed: int, inp: Inputs, r
     """
     from usbench import metrics, outputs, tracking
     from usbench.config import fingerprint
+    from usbench.device import training_device
     from usbench.metric_keys import metric_keys
+    from usbench.models import get_model
     from usbench.paths import results_dir
 
     ds, m = inp.dataset, inp.built.matrix
@@ -224,6 +227,7 @@ def record(*, model: str, features: str, params: dict, seed: int, inp: Inputs, r
             Tag.FOLDS: ds.fold_plan.origin, Tag.FOLD_PLAN: ds.fold_plan.describe(),
             Tag.PARTIAL: str(inp.partial).lower(), Tag.KIND: how.kind,
             Tag.SELECTION: how.selection, Tag.GIT_COMMIT: _git_commit(),
+            Tag.DEVICE: training_device(get_model(model)).label,
             Tag.AUGMENT: "off" if inp.augment is None else fingerprint(inp.augment.spec()),
             **encoder_tags(inp.built.feature_set),
             **{f"{Tag.VERSION_PREFIX}{k}": v for k, v in _versions().items()},

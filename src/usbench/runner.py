@@ -196,6 +196,7 @@ def run_experiment(cfg, *, progress: bool = True, fresh: bool = False) -> RunOut
     import numpy as np
 
     from usbench import cv
+    from usbench.device import training_device
     from usbench.foldstore import FoldStore
     from usbench.procs import check_terminated
     from usbench.progress import FoldProgress
@@ -211,10 +212,11 @@ def run_experiment(cfg, *, progress: bool = True, fresh: bool = False) -> RunOut
     n_classes = len(inp.dataset.classes)
     kept = store.load({f: np.flatnonzero(inp.folds == f) for f in test_folds}, n_classes)
     todo = [f for f in test_folds if f not in kept]
-    cfg = replace(cfg, fold_jobs=spec.fold_jobs(cfg.fold_jobs, len(test_folds)))
+    device = training_device(spec)
+    cfg = replace(cfg, fold_jobs=spec.fold_jobs(cfg.fold_jobs, len(test_folds), device.gpu))
     side = f" ({cfg.fold_jobs} at a time)" if cfg.fold_jobs > 1 else ""
     log.info(f"{cfg.model} on {cfg.features}, {inp.dataset.name}: leave-one-fold-out over "
-             f"folds {_listed(test_folds)}{side}")
+             f"folds {_listed(test_folds)}{side} on {device.label}")
     if kept:
         log.info(f"resuming: fold(s) {_listed(sorted(kept))} already done ({store.folder}); "
                  + (f"training {_listed(todo)}" if todo else "nothing left to train"))

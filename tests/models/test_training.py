@@ -2,7 +2,8 @@
 
 Rows carry their id in band 0 (constant over frames, so it survives crops and time masks) and
 audio variants carry a marker in band 1, so spies on every training transform can tell which
-rows reached them.
+rows reached them. An epoch's rows are gathered by index a few batches at a time; chunked
+training is checked bit-identical to epoch-sized arrays.
 """
 
 import numpy as np
@@ -45,24 +46,43 @@ def ids_of(rows, est=None):
 
 
 class Spy:
-    """Wraps the training transforms and records the row ids each one receives."""
+    """Wraps the training transforms and records, per epoch, the row ids each one receives.
+
+    An epoch starts at its draw of variants (``variant_choice``); its rows are then gathered
+    and transformed a chunk at a time (mixup partners too), so each transform's ids are
+    collected over the epoch.
+    """
+
+    NAMES = ("gather", "crop_rows", "apply_masks", "mix")
 
     def __init__(self, monkeypatch, est):
-        self.calls = {"pick_variants": [], "random_crops": [], "spec_masks": [], "mixup": []}
-        self.variant_ids, self.picked = [], []
-        for name in self.calls:
-            real = getattr(batches, name)
-            monkeypatch.setattr(batches, name, self._wrap(name, real, est))
+        self.epochs: list[dict] = []
+        self.choices, self.gathered = [], []
+        real_choice = batches.variant_choice
+
+        def choice(*args, **kwargs):
+            out = real_choice(*args, **kwargs)
+            self.epochs.append({name: set() for name in self.NAMES})
+            self.choices.append(out)
+            return out
+
+        monkeypatch.setattr(batches, "variant_choice", choice)
+        for name in self.NAMES:
+            monkeypatch.setattr(batches, name, self._wrap(name, getattr(batches, name), est))
 
     def _wrap(self, name, real, est):
         def spy(X, *args, **kwargs):
-            scaled = name in ("spec_masks", "mixup")
-            self.calls[name].append(ids_of(X, est if scaled else None))
-            if name == "pick_variants" and args[0] is not None:
-                self.variant_ids.append(ids_of(args[0].reshape(-1, BANDS, FRAMES)))
+            seen = self.epochs[-1][name]
+            if name in ("apply_masks", "mix"):  # standardised rows
+                seen.update(ids_of(X, est))
+                if name == "mix":
+                    seen.update(ids_of(args[0], est))
+            elif name == "crop_rows":
+                seen.update(ids_of(X))
             out = real(X, *args, **kwargs)
-            if name == "pick_variants":
-                self.picked.append(out)
+            if name == "gather":
+                seen.update(ids_of(out))
+                self.gathered.append((out, args[2]))
             return out
         return spy
 
@@ -80,20 +100,77 @@ def test_every_training_transform_sees_training_rows_only(monkeypatch):
     assert set(folds[fit_ids[est.validation_index_]]) == {1}
     epochs, refit = est.history_["epochs_run"], est.history_["refit_epochs"]
     assert refit == est.history_["best_epoch"] >= 1
-    for name, calls in spy.calls.items():
-        assert len(calls) == epochs + refit, name
-        for i, ids in enumerate(calls):
-            expected = part if i < epochs else fit_ids  # refit: every training-fold row
-            assert sorted(ids) == sorted(expected), (name, i)
-    for ids in spy.variant_ids:  # the variants offered are those of the same rows
-        assert set(ids) <= set(fit_ids)
-    picked_from_variants = 0
-    for rows, choice in spy.picked:
+    assert len(spy.epochs) == epochs + refit
+    for i, seen in enumerate(spy.epochs):
+        expected = part if i < epochs else fit_ids  # refit: every training-fold row
+        for name, ids in seen.items():
+            assert ids == set(expected), (name, i)
+    for rows, picked in spy.gathered:  # a variant row is the chosen variant of its clip
         marker = rows[:, 1, 0]
-        used = choice >= 0
-        np.testing.assert_array_equal(marker[used], 500 + choice[used])
-        picked_from_variants += int(used.sum())
-    assert picked_from_variants == est.history_["variant_rows"] > 0
+        used = picked >= 0
+        np.testing.assert_array_equal(marker[used], 500 + picked[used])
+        np.testing.assert_array_equal(marker[~used], 0)
+    assert sum(int((c >= 0).sum()) for c in spy.choices) == est.history_["variant_rows"] > 0
+
+
+@pytest.mark.parametrize("model", ["mlp", "cnn"])
+def test_training_a_few_batches_at_a_time_is_training_whole_epochs(monkeypatch, model):
+    """Rows gathered and transformed a chunk at a time (here: one batch, then three) train
+    the network bit for bit as one epoch-sized array did (CHUNK_VALUES large)."""
+    from usbench.models import keras_training
+
+    X, y, folds, groups, variants = id_rows()
+    if model == "mlp":
+        X, variants = X.mean(axis=2), variants.mean(axis=3)
+        params = {"hidden_units": (8,), "epochs": 2, "batch_size": 5, "mixup_alpha": 0.4,
+                  "validation": "fold"}
+    else:
+        params = {**TINY_CNN, "freq_masks": 1, "freq_mask_bands": 2}
+    ctx = BuildContext(n_classes=3, input_shape=X.shape[1:], seed=0, test_fold=4)
+    train = folds != 4
+    values = int(np.prod(X.shape[1:])) * params["batch_size"]
+
+    def trained(chunk_values):
+        monkeypatch.setattr(keras_training, "CHUNK_VALUES", chunk_values)
+        est = get_model(model).build(params, ctx)
+        est.fit(X[train], y[train], groups=groups[train], folds=folds[train],
+                variants=variants[train])
+        return est.predict_proba(X[~train]), est.history_
+
+    whole = trained(10**9)
+    for chunk_values in (1, 3 * values):
+        chunked = trained(chunk_values)
+        np.testing.assert_array_equal(whole[0], chunked[0])
+        assert whole[1] == chunked[1]
+
+
+def test_the_whole_array_transforms_are_the_chunked_ones():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((30, 6, 20)).astype(np.float32)
+    variants = rng.standard_normal((30, 2, 6, 20)).astype(np.float32)
+    Y = np.eye(3, dtype=np.float32)[rng.integers(0, 3, 30)]
+    whole = np.random.default_rng(1)
+    rows, choice = batches.pick_variants(X, variants, 0.5, whole)
+    rows = batches.spec_masks(batches.random_crops(rows, 12, whole), whole, time_masks=2,
+                              time_width=4, freq_masks=1, freq_width=2)
+    rows, targets = batches.mixup(rows, Y, 0.4, whole)
+    drawn = np.random.default_rng(1)
+    picked = batches.variant_choice(30, 2, 0.5, drawn)
+    starts = batches.crop_starts(30, 20, 12, drawn)
+    masks = batches.mask_plan(30, 6, 12, drawn, time_masks=2, time_width=4, freq_masks=1,
+                              freq_width=2)
+    lam, partner = batches.mixup_plan(30, 0.4, drawn)
+    np.testing.assert_array_equal(picked, choice)
+
+    def rows_of(at):
+        raw = batches.gather(X, variants, at, picked[at])
+        return batches.apply_masks(batches.crop_rows(raw, starts[at], 12), masks, at)
+
+    for at in (np.arange(0, 7), np.arange(7, 30)):
+        part, part_y = batches.mix(rows_of(at), rows_of(partner[at]), Y[at], Y[partner[at]],
+                                   lam[at])
+        np.testing.assert_array_equal(part, rows[at])
+        np.testing.assert_array_equal(part_y, targets[at])
 
 
 def test_cv_hands_fit_the_training_folds_and_their_variants_only():
@@ -166,7 +243,9 @@ def test_prediction_uses_no_training_transform_and_averages_the_crops(monkeypatc
     def forbidden(*args, **kwargs):
         raise AssertionError("a training transform ran at prediction time")
 
-    for name in ("pick_variants", "random_crops", "spec_masks", "mixup"):
+    for name in ("pick_variants", "random_crops", "spec_masks", "mixup", "variant_choice",
+                 "gather", "crop_starts", "crop_rows", "mask_plan", "apply_masks",
+                 "mixup_plan", "mix"):
         monkeypatch.setattr(batches, name, forbidden)
     proba = est.predict_proba(X[~fit])
     assert proba.shape == (12, 4) and proba.dtype == np.float64

@@ -34,7 +34,7 @@ def add(sub) -> None:
                      help="train N test folds side by side in worker processes, with the same "
                           "results (default: one per core, at most one per fold, for the MLP, "
                           "whose fit gains little from a second core; 1 for logreg, rf and the "
-                          "CNN, whose fits use every core; on a GPU give 1)")
+                          "CNN, whose fits use every core; 1 on a GPU)")
     run.add_argument("--from-study", metavar="NAME",
                      help="the parameters were chosen by this sweep's study on the same folds: "
                           "label the run \"selected on CV\" (sweeps print this command)")

@@ -172,6 +172,8 @@ class ModelSpec:
         parallel_folds: one fit uses about one core however many it is given, so
             ``usbench run`` trains test folds side by side by default, a worker process per
             core (``--fold-jobs``); False: folds one after another, each fit using the cores.
+        gpu: the family trains on a GPU when TensorFlow sees one (``usbench.device``); its
+            folds then run one after another by default, each on the GPU.
     """
 
     name: str
@@ -185,16 +187,18 @@ class ModelSpec:
     protocol: Callable[[dict, Any, Any], None] | None = field(default=None, repr=False)
     libraries: tuple[str, ...] = ("numpy", "scikit-learn")
     parallel_folds: bool = False
+    gpu: bool = False
 
-    def fold_jobs(self, requested: int | None, n_folds: int) -> int:
+    def fold_jobs(self, requested: int | None, n_folds: int, on_gpu: bool = False) -> int:
         """Worker processes for `n_folds` test folds, at most one per fold and one per core:
         `requested` (more than the cores is capped, with a one-line notice), else the
-        family's default (one per core for ``parallel_folds``, else 1)."""
+        family's default (one per core for ``parallel_folds`` on the CPU, else 1: on a GPU
+        one fold at a time has the whole device)."""
         from joblib import cpu_count  # affinity and container CPU quotas
 
         cores = cpu_count()
         if requested is None:
-            requested = cores if self.parallel_folds else 1
+            requested = cores if self.parallel_folds and not on_gpu else 1
         elif requested > cores:
             import logging
 

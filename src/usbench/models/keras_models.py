@@ -112,12 +112,19 @@ class CnnClassifier(KerasClassifier):
     def _scale(self, X: np.ndarray, copy: bool = True) -> np.ndarray:
         return self.scaler_.transform(X, copy=copy)
 
-    def _epoch_rows(self, X: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        p = self.params
-        X = self._scale(batches.random_crops(X, self.window[1], rng))
-        return batches.spec_masks(X, rng, time_masks=p["time_masks"],
-                                  time_width=p["time_mask_frames"],
-                                  freq_masks=p["freq_masks"], freq_width=p["freq_mask_bands"])
+    def _draw(self, n: int, rng: np.random.Generator) -> tuple:
+        """(crop start frames or None, SpecAugment masks) of an epoch's `n` rows."""
+        p, (bands, width) = self.params, self.window
+        starts = batches.crop_starts(n, self.ctx.input_shape[1], width, rng)
+        return starts, batches.mask_plan(n, bands, width, rng, time_masks=p["time_masks"],
+                                         time_width=p["time_mask_frames"],
+                                         freq_masks=p["freq_masks"],
+                                         freq_width=p["freq_mask_bands"])
+
+    def _transform(self, X: np.ndarray, draws: tuple, rows: np.ndarray) -> np.ndarray:
+        starts, masks = draws
+        X = batches.crop_rows(X, None if starts is None else starts[rows], self.window[1])
+        return batches.apply_masks(self._scale(X, copy=False), masks, rows)
 
     def _views(self, X: np.ndarray) -> list[np.ndarray]:
         width = self.window[1]
@@ -167,7 +174,10 @@ def build_cnn(params: dict, ctx: BuildContext) -> CnnClassifier:
 
 
 def check_training(model: str, params: dict) -> None:
-    """Refuse training settings that cannot work whatever the data."""
+    """Refuse training settings that cannot work whatever the data, and a missing TensorFlow."""
+    from usbench.device import check_tensorflow
+
+    check_tensorflow(model)
     if params["val_fraction"] == 0:
         raise ConfigError(
             f"Parameter 'val_fraction' of model '{model}' is 0, which holds out no recordings. "
@@ -324,6 +334,7 @@ MLP = ModelSpec(
     # products are too small to share. Folds side by side use the second core, with the same
     # results bit for bit (README, "Benchmarks").
     parallel_folds=True,
+    gpu=True,
 )
 
 CNN = ModelSpec(
@@ -378,4 +389,5 @@ CNN = ModelSpec(
     },
     validate=check_cnn,
     protocol=_protocol("cnn"),
+    gpu=True,
 )

@@ -1,11 +1,15 @@
 """The Keras training loop that the ``mlp`` and ``cnn`` families share.
 
 TensorFlow is imported by ``fit`` (through ``import_keras``), never at module import. Each
-epoch is one compiled call of Keras's own ``train_step`` over batches prepared in NumPy
-(crops, masks, variants, mixup), in the order and with the weights of ``fit``; the epoch count
+epoch is a few compiled calls of Keras's own ``train_step`` (one per chunk of whole batches)
+over batches prepared in NumPy (crops, masks, variants, mixup), in the order and with the
+weights of ``fit``; the epoch count
 is chosen on validation rows of the training folds only (``usbench.models.validation``), then
 a fresh network is refit on every training row for that many epochs. Training is
 bit-reproducible for a given seed on one machine.
+
+Memory: an epoch's random choices are drawn up front, and its rows are gathered by index and
+transformed a chunk of whole batches at a time (``CHUNK_VALUES``), never copied whole.
 """
 
 from __future__ import annotations
@@ -22,6 +26,9 @@ from usbench.models.validation import validation_split
 
 # Input values per prediction call (256 log-mel windows of 128 x 128).
 PREDICT_VALUES = 256 * 128 * 128
+# Input values per training call: whole batches, about 64 MB of float32 (ten CNN batches of
+# 100 windows of 128 x 128; a whole epoch of the MLP).
+CHUNK_VALUES = 2**24
 
 
 def import_keras() -> tuple[Any, Any]:
@@ -72,16 +79,20 @@ def before_unpickle() -> None:
 
 
 def _epoch_function(tf: Any, model: Any, batch_size: int) -> Any:
-    """One compiled call that trains an epoch: Keras's own ``train_step`` on each batch.
+    """One compiled call that trains a chunk of an epoch: Keras's own ``train_step`` on each
+    batch.
 
     The returned function takes rows (n, *input shape) and one-hot targets (n, n_classes)
     in training order and steps through them `batch_size` rows at a time (the last batch
     may be short): the batches, order and weights of ``fit`` on the same rows (checked
     bit-identical), without a ``tf.data`` iterator between steps, whose hand-offs between
     threads cost the MLP a quarter of its epoch and kept two worker processes from using
-    two cores (README, "Benchmarks").
+    two cores (README, "Benchmarks"). Chunks of any length share one trace.
     """
-    @tf.function
+    signature = (tf.TensorSpec((None, *model.input_shape[1:]), tf.float32),
+                 tf.TensorSpec((None, model.output_shape[-1]), tf.float32))
+
+    @tf.function(input_signature=signature)
     def train_epoch(x: Any, y: Any) -> None:
         for start in tf.range(0, tf.shape(x)[0], batch_size):
             model.train_step((x[start:start + batch_size], y[start:start + batch_size]))
@@ -94,9 +105,9 @@ class KerasClassifier:
 
     Training runs epoch by epoch. Each epoch's rows are the training part's rows, each one
     replaced by one of its own audio variants with probability ``variant_share`` (when
-    variants are given), then the family's transforms (``_epoch_rows``: crops, masks), then
-    mixup, in an order shuffled by the seed. After each epoch the validation part (if any)
-    is predicted exactly as test rows are, and the best epoch is kept by ``monitor``
+    variants are given), then the family's transforms (``_draw`` / ``_transform``: crops,
+    masks), then mixup, in an order shuffled by the seed. After each epoch the validation
+    part (if any) is predicted exactly as test rows are, and the best epoch is kept by ``monitor``
     (validation accuracy or loss); ``patience`` epochs without improvement stop training.
     With ``refit``, a fresh network is then trained on all fit rows for the chosen number
     of epochs (scikit-learn's ``refit`` idea); otherwise the best epoch's weights are kept.
@@ -130,8 +141,13 @@ class KerasClassifier:
     def _scale(self, X: np.ndarray, copy: bool = True) -> np.ndarray:
         raise NotImplementedError
 
-    def _epoch_rows(self, X: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Training-only transforms of one epoch's raw rows; returns standardised rows."""
+    def _draw(self, n: int, rng: np.random.Generator) -> Any:
+        """The random choices of the training-only transforms of one epoch's `n` rows."""
+        return None
+
+    def _transform(self, X: np.ndarray, draws: Any, rows: np.ndarray) -> np.ndarray:
+        """Training-only transforms of raw rows X, rows `rows` of the epoch's `draws` (X may
+        be changed); returns standardised rows."""
         return self._scale(X, copy=False)
 
     def _views(self, X: np.ndarray) -> list[np.ndarray]:
@@ -198,7 +214,9 @@ class KerasClassifier:
                val: np.ndarray, variants: np.ndarray | None, epochs: int) -> dict:
         """Fit a fresh network on rows `train` for up to `epochs` epochs; keep the best."""
         p, ctx = self.params, self.ctx
-        self.scaler_ = self._fit_scaler(X[train])
+        # Every row in order (no validation part, or the refit): X itself, not a copy.
+        every = len(train) == len(X) and np.array_equal(train, np.arange(len(X)))
+        self.scaler_ = self._fit_scaler(X if every else X[train])
         keras.backend.clear_session()
         keras.utils.set_random_seed(ctx.seed)
         tf.config.experimental.enable_op_determinism()
@@ -210,19 +228,34 @@ class KerasClassifier:
         self.model_ = model
         rng = np.random.default_rng(ctx.seed)
         onehot = np.eye(ctx.n_classes, dtype=np.float32)[y[train]]
-        train_variants = None if variants is None else variants[train]
+        k = 0 if variants is None else variants.shape[1]
+        # Whole batches per training call, at most about CHUNK_VALUES input values.
+        per_row = int(np.prod(X.shape[1:]))
+        chunk = p["batch_size"] * max(1, CHUNK_VALUES // (per_row * p["batch_size"]))
         X_val = X[val]
         val_acc: list[float] = []
         best = {"epoch": 0, "accuracy": -1.0, "loss": np.inf, "weights": None}
         variant_rows = 0
         for epoch in range(epochs):
-            rows, choice = batches.pick_variants(X[train], train_variants, p["variant_share"],
-                                                 rng)
+            # Every draw of the epoch first, in a fixed order; then its rows a chunk at a time.
+            choice = batches.variant_choice(len(train), k, p["variant_share"], rng)
             variant_rows += int((choice >= 0).sum())
-            rows = self._epoch_rows(rows, rng)
-            rows, targets = batches.mixup(rows, onehot, p["mixup_alpha"], rng)
-            order = rng.permutation(len(rows))
-            train_epoch(tf.constant(rows[order]), tf.constant(targets[order]))
+            draws = self._draw(len(train), rng)
+            mixing = batches.mixup_plan(len(train), p["mixup_alpha"], rng)
+
+            def rows_of(at, choice=choice, draws=draws):
+                raw = batches.gather(X, variants, train[at], choice[at])
+                return self._transform(raw, draws, at)
+
+            order = rng.permutation(len(train))
+            for start in range(0, len(order), chunk):
+                at = order[start:start + chunk]
+                rows, targets = rows_of(at), onehot[at]
+                if mixing is not None:
+                    lam, partner = mixing
+                    rows, targets = batches.mix(rows, rows_of(partner[at]), targets,
+                                                onehot[partner[at]], lam[at])
+                train_epoch(tf.constant(rows), tf.constant(targets))
             progress.epoch_done(epoch + 1, epochs)
             if not len(val):
                 continue
