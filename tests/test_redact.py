@@ -35,6 +35,12 @@ def test_a_password_seen_once_is_masked_on_its_own_and_in_containers():
         "storage": ["http://a:***@h", ("x", 1)], 2: None}
 
 
+def test_a_seen_password_inside_a_longer_word_leaves_the_word_whole():
+    redact("postgresql://u:PASSWORD@h/db")
+    assert redact("its password in PGPASSWORD or ~/.pgpass; PASSWORD.") == (
+        "its password in PGPASSWORD or ~/.pgpass; ***.")
+
+
 def test_mlflow_params_and_tags_are_masked(tmp_path):
     from mlflow.tracking import MlflowClient
 

@@ -4,7 +4,7 @@ SQLAlchemy and MLflow render URLs); connections use the real URI.
 
 `redact` is the one place that masks. It masks the userinfo password of every URI in a text,
 a ``password=`` query parameter, and any password it has already seen in a URI wherever it
-appears again on its own (a driver's error may quote it).
+appears again on its own, not inside a longer word (a driver's error may quote it).
 """
 
 from __future__ import annotations
@@ -45,7 +45,9 @@ def redact(value: Any) -> Any:
         text = _QUERY.sub(_mask, _USERINFO.sub(_mask, value))
         for secret in sorted(_seen, key=len, reverse=True):
             if len(secret) >= _MIN_SEEN and secret in text:
-                text = text.replace(secret, MASK)
+                # On its own only: a password "PASSWORD" leaves the word PGPASSWORD whole.
+                text = re.sub(rf"(?<![A-Za-z0-9]){re.escape(secret)}(?![A-Za-z0-9])", MASK,
+                              text)
         return text
     if isinstance(value, dict):
         return {redact(k): redact(v) for k, v in value.items()}
