@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from usbench.cache import atomic_write
 from usbench.cv import FoldResult
 
 log = logging.getLogger("usbench")
@@ -49,17 +50,15 @@ class FoldStore:
         """Keep one finished fold: written whole, or not at all."""
         self.folder.mkdir(parents=True, exist_ok=True)
         meta = json.dumps({k: getattr(r, k) for k in META_FIELDS}, default=_plain)
-        final = self.path(r.fold)
-        tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
-        try:
+
+        def write(tmp: Path) -> None:
             with open(tmp, "wb") as f:
                 np.savez(f, test_index=r.test_index, proba=r.proba, y_true=r.y_true,
                          meta=np.array(meta))
                 f.flush()
                 os.fsync(f.fileno())
-            os.replace(tmp, final)
-        finally:
-            tmp.unlink(missing_ok=True)
+
+        atomic_write(self.path(r.fold), write)
 
     def load(self, test_rows: dict[int, np.ndarray], n_classes: int) -> dict[int, FoldResult]:
         """The kept folds among `test_rows` ({fold: its test row indices}).
